@@ -1,0 +1,19 @@
+"""mummy: a multi-threaded HTTP/1.1 server for free-threaded Python.
+
+All socket IO is multiplexed on one epoll thread; complete requests run on a
+pool of worker threads, truly in parallel on CPython 3.13t.
+
+>>> import mummy
+>>> def index(request: mummy.Request) -> None:
+...     request.respond(200, {"Content-Type": "text/plain"}, "Hello, World!")
+>>> mummy.Server(index).serve(8080)
+"""
+
+from mummy.errors import MummyError
+from mummy.headers import Headers, QueryParams
+from mummy.request import Request
+from mummy.server import Server
+
+__version__ = "0.1.0"
+
+__all__ = ["Headers", "MummyError", "QueryParams", "Request", "Server", "__version__"]

@@ -1,0 +1,45 @@
+"""Per-connection state: buffers, the protocol parser, and whose turn it is.
+
+Owned by the IO thread. A worker never touches a Connection's fields; it holds
+a reference only to hand its response back through the mailbox.
+"""
+
+import socket
+from collections import deque
+
+from mummy.core.http1 import RequestParser
+
+
+class Connection:
+    __slots__ = (
+        "busy",
+        "close_after_send",
+        "closed",
+        "eof",
+        "events",
+        "fd",
+        "inbuf",
+        "linger_until",
+        "out",
+        "out_len",
+        "parser",
+        "remote_address",
+        "sock",
+        "stalled",
+    )
+
+    def __init__(self, sock: socket.socket, remote_address: str, parser: RequestParser) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.remote_address = remote_address
+        self.parser = parser
+        self.inbuf = bytearray()
+        self.out: deque[memoryview] = deque()
+        self.out_len = 0  # bytes queued in `out`
+        self.events = 0  # the epoll mask currently registered
+        self.busy = False  # a request of this connection is with a worker
+        self.eof = False  # the peer shut down its sending side
+        self.close_after_send = False  # close once `out` is flushed
+        self.linger_until = 0.0  # > 0: write side shut, discarding input until then
+        self.stalled = False  # a complete request waits for room in the ring
+        self.closed = False

@@ -1,0 +1,362 @@
+"""The IO thread: one epoll loop that accepts, reads, parses, dispatches and writes.
+
+It never runs user code and never blocks anywhere but in `epoll.poll`. Each
+turn: wait for events; take back responses from the mailbox (and send them at
+once when the socket has room); accept, read and write for ready sockets;
+parse what arrived and put complete requests in the ring; expire lingering
+closes. Write interest (EPOLLOUT) is registered only while output is pending.
+
+A connection has at most one request with a worker at a time, so pipelined
+requests are answered in order; the next one is parsed when the previous
+response has been handed back.
+"""
+
+import errno
+import logging
+import select
+import socket
+import threading
+import time
+from collections import deque
+
+from mummy.core.connection import Connection
+from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
+from mummy.core.response import error_response
+from mummy.core.ring import Mailbox, TaskRing
+
+log = logging.getLogger("mummy")
+
+RECV_SIZE = 65536
+# RFC 9112 §9.6: after an error or a closing response, shut the write side and
+# read (and discard) for a while, so the client sees the response, not a reset.
+LINGER_SECONDS = 2.0
+# Stop parsing a connection's pipelined requests while this much output is unsent.
+MAX_PENDING_OUTPUT = 256 * 1024
+ACCEPT_PAUSE_SECONDS = 0.1
+CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+EPOLLERR = select.EPOLLERR
+
+Task = tuple[Connection, ParsedRequest]
+# (connection, wire bytes, keep the connection open) or None, a nudge to look at control flags.
+Response = tuple[Connection, bytes, bool] | None
+
+
+class EventLoop:
+    """Owns the listening socket and every connection; `run` is the IO thread's body."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        ring: TaskRing[Task],
+        *,
+        max_headers_len: int,
+        max_body_len: int,
+    ) -> None:
+        self._listener = listener
+        self._ring = ring
+        self._max_headers_len = max_headers_len
+        self._max_body_len = max_body_len
+        # While a request is with a worker, keep reading up to one more request.
+        self._max_buffered = max_headers_len + max_body_len
+        self.mailbox: Mailbox[Response] = Mailbox()
+        self._ep = select.epoll()
+        self._conns: dict[int, Connection] = {}
+        self._stalled: deque[Connection] = deque()
+        self._lingering: set[Connection] = set()
+        self._accept_paused_until = 0.0
+        # Control flags, set by other threads, then a None is posted to wake the loop.
+        self._stop_accepting = False
+        self._finish_deadline = 0.0
+        self.accepting_stopped = threading.Event()
+        self.closing = False
+
+    # --- called from other threads ---------------------------------------------
+
+    def stop_accepting(self, timeout: float) -> None:
+        """Stop accepting and dispatching; wait until the IO thread has done so."""
+        self._stop_accepting = True
+        self.mailbox.post(None)
+        self.accepting_stopped.wait(timeout)
+
+    def finish(self, deadline: float) -> None:
+        """Flush pending output until `deadline` (monotonic), then close everything."""
+        self._finish_deadline = deadline
+        self.mailbox.post(None)
+
+    # --- the IO thread ---------------------------------------------------------
+
+    def run(self) -> None:
+        ep = self._ep
+        listen_fd = self._listener.fileno()
+        wake_fd = self.mailbox.fd
+        ep.register(listen_fd, EPOLLIN)
+        ep.register(wake_fd, EPOLLIN)
+        conns = self._conns
+        try:
+            while True:
+                timers = self._lingering or self._accept_paused_until or self._finish_deadline
+                for fd, mask in ep.poll(0.2 if timers else -1):
+                    if fd == wake_fd:
+                        self._take_responses()
+                    elif fd == listen_fd:
+                        self._accept()
+                    else:
+                        conn = conns.get(fd)
+                        if conn is None:
+                            continue
+                        if mask & EPOLLERR:
+                            self._close(conn)
+                            continue
+                        if mask & EPOLLOUT:
+                            self._flush(conn)
+                        if mask & ~EPOLLOUT and not conn.closed:
+                            self._read(conn)
+                timers = self._lingering or self._accept_paused_until or self._finish_deadline
+                if timers and self._timers():
+                    return
+        finally:
+            self._shutdown()
+
+    def _timers(self) -> bool:
+        """Expire lingering closes and paused accepts; True when the loop should end."""
+        now = time.monotonic()
+        for conn in [c for c in self._lingering if c.linger_until <= now]:
+            self._close(conn)
+        if self._accept_paused_until and now >= self._accept_paused_until:
+            self._accept_paused_until = 0.0
+            if not self._stop_accepting:
+                self._ep.register(self._listener.fileno(), EPOLLIN)
+        if self._finish_deadline:
+            flushed = not any(c.out for c in self._conns.values())
+            return flushed or now >= self._finish_deadline
+        return False
+
+    def _control(self) -> None:
+        if self._stop_accepting and not self.closing:
+            self.closing = True
+            if not self._accept_paused_until:
+                self._ep.unregister(self._listener.fileno())
+            self._listener.close()
+            for conn in list(self._conns.values()):
+                if conn.stalled:
+                    self._reject(conn, 503, "the server is shutting down")
+                elif not conn.busy and not conn.out:
+                    self._close(conn)
+            self._stalled.clear()
+            self.accepting_stopped.set()
+
+    def _shutdown(self) -> None:
+        for conn in list(self._conns.values()):
+            self._close(conn)
+        if not self.closing:
+            self._listener.close()
+        self._ep.close()
+        self.mailbox.close()
+        self.accepting_stopped.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno == errno.ECONNABORTED:
+                    continue
+                # EMFILE/ENFILE/ENOBUFS: pause accepting briefly instead of spinning.
+                log.warning(
+                    "accept failed (%s); pausing accepts for %.1fs", exc, ACCEPT_PAUSE_SECONDS
+                )
+                self._ep.unregister(self._listener.fileno())
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
+                return
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(
+                sock,
+                str(addr[0]) if isinstance(addr, tuple) else "",
+                RequestParser(self._max_headers_len, self._max_body_len),
+            )
+            self._conns[conn.fd] = conn
+            conn.events = EPOLLIN
+            self._ep.register(conn.fd, EPOLLIN)
+
+    def _read(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            if conn.eof or conn.linger_until or not (conn.busy or conn.out):
+                self._close(conn)
+            else:
+                conn.eof = True  # half-closed: answer what is with a worker, then close
+                conn.close_after_send = True
+                self._update_events(conn)
+            return
+        if conn.linger_until:
+            return  # discarded, see LINGER_SECONDS
+        conn.inbuf += data
+        if conn.busy or conn.stalled:
+            if len(conn.inbuf) > self._max_buffered:
+                self._update_events(conn)
+        else:
+            self._advance(conn)
+
+    def _advance(self, conn: Connection) -> None:
+        """Parse and dispatch the next request of an idle connection, if complete."""
+        if conn.close_after_send or conn.linger_until or conn.out_len > MAX_PENDING_OUTPUT:
+            self._update_events(conn)
+            return
+        if self.closing:
+            if not conn.out:
+                self._close(conn)
+            return
+        if self._ring.full:
+            if not conn.stalled:
+                conn.stalled = True
+                self._stalled.append(conn)
+            self._update_events(conn)
+            return
+        try:
+            request = conn.parser.next_request(conn.inbuf)
+        except ProtocolError as exc:
+            self._reject(conn, exc.status, exc.reason)
+            return
+        if request is None:
+            if conn.parser.continue_due:
+                # RFC 9110 §10.1.1: the client waits for this before sending the body.
+                conn.parser.continue_due = False
+                self._send(conn, CONTINUE_100)
+            self._update_events(conn)
+            return
+        conn.busy = True
+        self._ring.put((conn, request))
+        self._update_events(conn)
+
+    def _take_responses(self) -> None:
+        for item in self.mailbox.drain():
+            if item is None:
+                self._control()
+                continue
+            conn, wire, keep_alive = item
+            self._ring.done()
+            if conn.closed:
+                continue
+            conn.busy = False
+            if not keep_alive:
+                conn.close_after_send = True
+            self._send(conn, wire)
+            if conn.closed:
+                continue
+            if conn.close_after_send:
+                if not conn.out:
+                    self._begin_close(conn)
+            else:
+                self._advance(conn)
+        stalled = self._stalled
+        while stalled and not self._ring.full:
+            conn = stalled.popleft()
+            conn.stalled = False
+            if not conn.closed and not conn.busy:
+                self._advance(conn)
+
+    def _send(self, conn: Connection, data: bytes) -> None:
+        if not conn.out:
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(conn)
+                return
+            if sent == len(data):
+                return
+            view = memoryview(data)[sent:]
+        else:
+            view = memoryview(data)
+        conn.out.append(view)
+        conn.out_len += len(view)
+        self._update_events(conn)
+
+    def _flush(self, conn: Connection) -> None:
+        out = conn.out
+        while out:
+            view = out[0]
+            try:
+                sent = conn.sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._close(conn)
+                return
+            conn.out_len -= sent
+            if sent < len(view):
+                out[0] = view[sent:]
+                break
+            out.popleft()
+        if not out:
+            if conn.close_after_send:
+                self._begin_close(conn)
+                return
+            if not conn.busy:
+                self._advance(conn)
+                return
+        self._update_events(conn)
+
+    def _reject(self, conn: Connection, status: int, reason: str) -> None:
+        log.debug("rejecting request from %s: %d %s", conn.remote_address, status, reason)
+        conn.close_after_send = True
+        conn.inbuf.clear()
+        self._send(conn, error_response(status, reason))
+        if not conn.closed and not conn.out:
+            self._begin_close(conn)
+
+    def _begin_close(self, conn: Connection) -> None:
+        if conn.eof:
+            self._close(conn)
+            return
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.linger_until = time.monotonic() + LINGER_SECONDS
+        conn.inbuf.clear()
+        self._lingering.add(conn)
+        self._update_events(conn)
+
+    def _update_events(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        mask = EPOLLOUT if conn.out else 0
+        if conn.linger_until:
+            mask |= EPOLLIN
+        elif not conn.eof and not conn.close_after_send:
+            if conn.busy or conn.stalled:
+                if len(conn.inbuf) <= self._max_buffered:
+                    mask |= EPOLLIN
+            elif conn.out_len <= MAX_PENDING_OUTPUT:
+                mask |= EPOLLIN
+        if mask != conn.events:
+            conn.events = mask
+            self._ep.modify(conn.fd, mask)
+
+    def _close(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._conns.pop(conn.fd, None)
+        self._lingering.discard(conn)
+        try:
+            self._ep.unregister(conn.fd)
+        except (OSError, ValueError):
+            pass
+        conn.sock.close()

@@ -1,0 +1,129 @@
+"""Serializing responses (RFC 9112 §4, RFC 9110 §6): status line, fields, body.
+
+Runs on the worker that calls `respond()`, so the IO thread only copies bytes.
+"""
+
+import re
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+
+from mummy.errors import MummyError
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 §5.5: field values never contain CR, LF or NUL.
+_BAD_VALUE = re.compile(r"[\x00\r\n]")
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+_STATUS_LINES: dict[int, bytes] = {}
+
+# RFC 9110 §6.4.1: these statuses never carry content.
+NO_BODY_STATUSES = frozenset({204, 304})
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The Date header value (RFC 9110 §6.6.1), recomputed at most once a second.
+
+    Any thread may call it; a race only computes the same string twice.
+    """
+    global _date_cache
+    now = int(time.time())
+    cached = _date_cache
+    if cached[0] != now:
+        cached = (now, formatdate(now, usegmt=True))
+        _date_cache = cached
+    return cached[1]
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        # RFC 9112 §4: the reason-phrase may be empty, the space before it may not.
+        line = f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n".encode("ascii")
+        _STATUS_LINES[status] = line
+    return line
+
+
+def serialize(
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    head_request: bool,
+    http10: bool,
+    keep_alive: bool,
+) -> tuple[bytes, bool]:
+    """Returns (wire bytes, keep_alive). Raises MummyError for a response that
+    cannot be sent as given; nothing is sent then."""
+    if not isinstance(status, int) or not 200 <= status <= 999:
+        raise MummyError(
+            f"status {status!r} is not a final HTTP status code (200-999); "
+            "1xx responses are sent by the server itself"
+        )
+    out = [status_line(status)]
+    content_length: str | None = None
+    has_date = False
+    for name, value in headers:
+        if _TOKEN.fullmatch(name) is None:
+            raise MummyError(f"invalid header name {name!r}")
+        if _BAD_VALUE.search(value) is not None:
+            raise MummyError(f"header {name!r} has a CR, LF or NUL in its value")
+        key = name.lower()
+        if key == "content-length":
+            content_length = value
+            continue
+        if key == "connection":
+            if "close" in (t.strip(" \t") for t in value.lower().split(",")):
+                keep_alive = False
+            continue
+        if key == "transfer-encoding":
+            raise MummyError(
+                "do not set Transfer-Encoding: responses are sent whole, with Content-Length"
+            )
+        if key == "date":
+            has_date = True
+        out.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if status in NO_BODY_STATUSES:
+        if body:
+            raise MummyError(f"a {status} response cannot have a body")
+        if status == 204 and content_length is not None:
+            raise MummyError("a 204 response cannot have a Content-Length")
+        if content_length is not None:
+            out.append(f"Content-Length: {content_length}\r\n".encode("latin-1"))
+    elif content_length is not None and (head_request and not body):
+        # RFC 9110 §9.3.2: a HEAD response may carry the length the GET would have.
+        if not content_length.isdigit():
+            raise MummyError(f"invalid Content-Length {content_length!r}")
+        out.append(f"Content-Length: {content_length}\r\n".encode("ascii"))
+    else:
+        if content_length is not None and content_length != str(len(body)):
+            raise MummyError(
+                f"Content-Length {content_length} does not match the body ({len(body)} bytes); "
+                "leave Content-Length out and mummy sets it"
+            )
+        out.append(b"Content-Length: %d\r\n" % len(body))
+    if not has_date:
+        out.append(b"Date: " + http_date().encode("ascii") + b"\r\n")
+    if not keep_alive:
+        out.append(b"Connection: close\r\n")
+    elif http10:
+        out.append(b"Connection: keep-alive\r\n")
+    out.append(b"\r\n")
+    if body and not head_request:
+        out.append(body)
+    return b"".join(out), keep_alive
+
+
+def error_response(status: int, message: str, *, close: bool = True) -> bytes:
+    """A small plain-text response the server sends on its own (4xx/5xx)."""
+    body = f"{status} {_REASONS.get(status, 'Error')}: {message}\n".encode()
+    wire, _ = serialize(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8")],
+        body,
+        head_request=False,
+        http10=False,
+        keep_alive=not close,
+    )
+    return wire

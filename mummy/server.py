@@ -1,0 +1,240 @@
+"""`Server`: one IO thread, a ring, and a pool of workers running your handler."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from mummy.core.loop import EventLoop, Task
+from mummy.core.response import error_response
+from mummy.core.ring import TaskRing
+from mummy.core.target import TargetError, parse_query, split_target
+from mummy.core.workers import WorkerPool
+from mummy.errors import MummyError
+from mummy.request import Request
+
+log = logging.getLogger("mummy")
+
+Handler = Callable[[Request], None]
+
+# Requests queued or running at once; past this the IO thread stops reading (backpressure).
+RING_CAPACITY = 4096
+LISTEN_BACKLOG = 1024
+
+
+def _positive_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise MummyError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class Server:
+    """An HTTP/1.1 server: all socket IO on one thread, handlers on a pool of workers.
+
+    >>> server = mummy.Server(handler)
+    >>> server.serve(8080)  # blocks; Ctrl-C stops it gracefully
+
+    `workers` defaults to 10 x the number of CPUs: handlers may block (sleep,
+    query a database) without stalling anyone else.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        websocket_handler: Callable[..., None] | None = None,
+        *,
+        workers: int | None = None,
+        max_headers_len: int = 8192,
+        max_body_len: int = 1 << 20,
+        max_message_len: int = 1 << 16,
+        log_handler: logging.Handler | None = None,
+    ) -> None:
+        if not callable(handler):
+            raise MummyError(
+                f"the request handler must be callable (a function or a Router), got {handler!r}"
+            )
+        if websocket_handler is not None and not callable(websocket_handler):
+            raise MummyError(f"websocket_handler must be callable, got {websocket_handler!r}")
+        if log_handler is not None and not isinstance(log_handler, logging.Handler):
+            raise MummyError(f"log_handler must be a logging.Handler, got {log_handler!r}")
+        self.handler = handler
+        self.websocket_handler = websocket_handler
+        self.workers = _positive_int(
+            "workers", workers if workers is not None else 10 * (os.cpu_count() or 1)
+        )
+        self.max_headers_len = _positive_int("max_headers_len", max_headers_len)
+        self.max_body_len = _positive_int("max_body_len", max_body_len)
+        self.max_message_len = _positive_int("max_message_len", max_message_len)
+        self._log_handler = log_handler
+        self._loop: EventLoop | None = None
+        self._pool: WorkerPool[Task] | None = None
+        self._io_thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._close_lock = threading.Lock()
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful after `start(0)`); 0 before the server listens."""
+        return self._port
+
+    def start(self, port: int = 0, address: str = "localhost") -> None:
+        """Listen and serve in the background; returns once listening."""
+        if self._loop is not None:
+            raise MummyError("this server has already been started; make a new Server")
+        listener = self._listen(port, address)
+        self._port = listener.getsockname()[1]
+        if self._log_handler is not None:
+            log.addHandler(self._log_handler)
+        ring: TaskRing[Task] = TaskRing(RING_CAPACITY)
+        self._loop = EventLoop(
+            listener, ring, max_headers_len=self.max_headers_len, max_body_len=self.max_body_len
+        )
+        self._pool = WorkerPool(self.workers, ring, self._run_task)
+        self._pool.start()
+        self._io_thread = threading.Thread(target=self._io_main, name="mummy-io", daemon=True)
+        self._io_thread.start()
+        self._ready.set()
+        log.info(
+            "mummy listening on http://%s:%d (%d workers, %s)",
+            address,
+            self._port,
+            self.workers,
+            "free-threaded" if not _gil_enabled() else "GIL build",
+        )
+
+    def serve(self, port: int = 8080, address: str = "localhost") -> None:
+        """Listen on address:port and serve until `close()`; blocks.
+
+        Called from the main thread, SIGINT and SIGTERM close the server gracefully.
+        """
+        self.start(port, address)
+        restore: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                restore[sig] = signal.signal(sig, self._on_signal)
+        try:
+            while not self._stopped.wait(0.5):
+                pass
+        finally:
+            for sig, previous in restore.items():
+                signal.signal(sig, previous)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, closing", signal.Signals(signum).name)
+        threading.Thread(target=self.close, name="mummy-close", daemon=True).start()
+
+    def wait_until_ready(self, timeout: float = 10.0) -> None:
+        """Block until the server listens; MummyError after `timeout` seconds."""
+        if not self._ready.wait(timeout):
+            raise MummyError(f"the server was not listening after {timeout} s")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop accepting; let running handlers finish (up to `timeout` s); answer
+        requests no worker has started with 503; then close every connection."""
+        with self._close_lock:
+            loop, pool, io_thread = self._loop, self._pool, self._io_thread
+            if loop is None or pool is None or io_thread is None or self._stopped.is_set():
+                return
+            deadline = time.monotonic() + timeout
+            loop.stop_accepting(timeout)
+            for conn, _ in pool.ring.take_queued():
+                loop.mailbox.post((conn, error_response(503, "the server is shutting down"), False))
+            if not pool.stop(deadline):
+                log.warning("handlers still running after %.1f s; closing anyway", timeout)
+            loop.finish(deadline)
+            io_thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
+            if self._log_handler is not None:
+                log.removeHandler(self._log_handler)
+            self._stopped.set()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ---------------------------------------------------------------
+
+    def _listen(self, port: int, address: str) -> socket.socket:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise MummyError(f"port must be an int from 0 to 65535, got {port!r}")
+        try:
+            infos = socket.getaddrinfo(
+                address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        except OSError as exc:
+            raise MummyError(f"cannot resolve address {address!r}: {exc}") from None
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise MummyError(
+                f"cannot listen on {address}:{port}: {exc.strerror}; "
+                "is another server using that port?"
+            ) from None
+        return sock
+
+    def _io_main(self) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.run()
+        except Exception:
+            log.exception("the IO loop failed; the server is stopping")
+        finally:
+            if not self._close_lock.locked():
+                threading.Thread(target=self.close, daemon=True).start()
+
+    def _closing(self) -> bool:
+        return self._loop is not None and self._loop.closing
+
+    def _run_task(self, task: Task) -> None:
+        """A worker runs this for each request: build the Request, call the handler."""
+        conn, parsed = task
+        loop = self._loop
+        assert loop is not None
+        post = loop.mailbox.post
+        head = parsed.head
+        try:
+            path, raw_query = split_target(head.target)
+            query = parse_query(raw_query) if raw_query else []
+        except TargetError as exc:
+            post((conn, error_response(400, str(exc)), False))
+            return
+        request = Request(
+            head, parsed.body, path, query, conn.remote_address, conn, post, self._closing
+        )
+        try:
+            self.handler(request)
+        except Exception:
+            log.exception("handler raised on %s %s", head.method, head.target)
+        else:
+            if request.responded:
+                return
+            log.error("handler returned without responding to %s %s", head.method, head.target)
+        if not request.responded:
+            try:
+                request.respond(
+                    500, {"Content-Type": "text/plain; charset=utf-8"}, "Internal Server Error\n"
+                )
+            except MummyError:
+                pass  # responded from another thread in the meantime
+
+
+def _gil_enabled() -> bool:
+    check = getattr(sys, "_is_gil_enabled", None)
+    return True if check is None else bool(check())
