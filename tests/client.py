@@ -2,6 +2,10 @@
 
 import socket
 import time
+import weakref
+
+# Bytes read past the end of one response belong to the next (pipelining).
+_leftover: "weakref.WeakKeyDictionary[socket.socket, bytes]" = weakref.WeakKeyDictionary()
 
 
 def connect(port: int, timeout: float = 10.0) -> socket.socket:
@@ -34,7 +38,7 @@ def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
 def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
     """Read one Content-Length framed response from a keep-alive connection."""
     sock.settimeout(timeout)
-    buf = b""
+    buf = _leftover.pop(sock, b"")
     while b"\r\n\r\n" not in buf:
         data = sock.recv(65536)
         if not data:
@@ -53,8 +57,9 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict
         if not data:
             raise ConnectionError("closed before the full body")
         rest += data
-    assert len(rest) == length, f"extra bytes after the response: {rest[length:]!r}"
-    return status, headers, rest
+    if len(rest) > length:
+        _leftover[sock] = rest[length:]
+    return status, headers, rest[:length]
 
 
 def status_of(response: bytes) -> int:

@@ -1,0 +1,171 @@
+"""Server configuration, lifecycle, CLI and real outside clients (curl)."""
+
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import mummy
+from tests.client import exchange
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hello(request: mummy.Request) -> None:
+    request.respond(200, {"Content-Type": "text/plain"}, "Hello, World!")
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "message"),
+    [
+        ((None,), {}, "must be callable"),
+        ((hello, 3), {}, "websocket_handler must be callable"),
+        ((hello,), {"workers": 0}, "workers must be a positive int"),
+        ((hello,), {"max_body_len": -1}, "max_body_len must be a positive int"),
+        ((hello,), {"log_handler": print}, "log_handler must be a logging.Handler"),
+    ],
+)
+def test_config_mistakes_raise_mummy_error(args, options, message) -> None:
+    with pytest.raises(mummy.MummyError, match=message):
+        mummy.Server(*args, **options)
+
+
+def test_port_in_use_raises_mummy_error(serve) -> None:
+    server = serve(hello)
+    with pytest.raises(mummy.MummyError, match="another server"):
+        mummy.Server(hello, workers=1).start(server.port, "127.0.0.1")
+
+
+def test_start_twice_raises(serve) -> None:
+    server = serve(hello)
+    server.wait_until_ready(1)
+    with pytest.raises(mummy.MummyError, match="already been started"):
+        server.start(0, "127.0.0.1")
+
+
+def test_log_handler_receives_tracebacks(serve) -> None:
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    def broken(request: mummy.Request) -> None:
+        raise RuntimeError("boom")
+
+    server = serve(broken, log_handler=Collect())
+    exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in records)
+
+
+def test_ipv6_loopback(serve) -> None:
+    server = mummy.Server(hello, workers=2)
+    try:
+        server.start(0, "::1")
+    except mummy.MummyError:
+        pytest.skip("no IPv6 loopback on this machine")
+    try:
+        with socket.create_connection(("::1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert b"Hello, World!" in sock.recv(4096)
+    finally:
+        server.close()
+
+
+def test_curl_keep_alive_and_http10() -> None:
+    curl = shutil.which("curl")
+    assert curl, "curl is needed by the tests (Debian package curl)"
+    server = mummy.Server(hello, workers=2)
+    server.start(0, "127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{server.port}/"
+        out = subprocess.run(
+            [curl, "-sS", "-v", url, url], capture_output=True, text=True, timeout=30, check=True
+        )
+        assert out.stdout == "Hello, World!" * 2
+        assert "Re-using existing connection" in out.stderr or "Reusing" in out.stderr
+        out = subprocess.run(
+            [curl, "-sS", "-0", "-i", url], capture_output=True, text=True, timeout=30, check=True
+        )
+        assert "Connection: close" in out.stdout and out.stdout.endswith("Hello, World!")
+    finally:
+        server.close()
+
+
+def run_until_answering(cmd: list[str], port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the server did not start listening")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_cli_serves_a_handler_and_stops_on_sigterm() -> None:
+    port = free_port()
+    proc = run_until_answering(
+        [
+            sys.executable,
+            "-m",
+            "mummy",
+            "examples.basic:handler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        port,
+    )
+    try:
+        response = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert response.endswith(b"Hello, World!")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+
+
+def test_cli_reports_a_bad_target() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mummy", "examples.basic:nothing"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2 and "has no attribute 'nothing'" in out.stderr
+
+
+def test_example_basic_runs_as_a_script() -> None:
+    # examples/basic.py serves on 8080 (as documented); skip if that port is taken here.
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 8080)) == 0:
+            pytest.skip("port 8080 is in use on this machine")
+    proc = run_until_answering([sys.executable, "examples/basic.py"], 8080)
+    try:
+        assert exchange(8080, b"GET / HTTP/1.0\r\n\r\n").endswith(b"Hello, World!")
+        assert b" 404 " in exchange(8080, b"GET /nope HTTP/1.0\r\n\r\n")
+        assert b" 405 " in exchange(8080, b"POST / HTTP/1.0\r\n\r\n")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
