@@ -1,7 +1,7 @@
 """Ordered, multi-valued mappings: `Headers` (case-insensitive) and `QueryParams`."""
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Union
+from typing import Self, Union
 
 HeadersInput = Union["MultiMapping", Mapping[str, str], Iterable[tuple[str, str]], None]
 
@@ -32,6 +32,15 @@ class MultiMapping(Mapping[str, str]):
                 pairs.append((str(name), str(value)))
         self._items = pairs
         self._index: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, str]]) -> Self:
+        """Wrap a list of (str, str) pairs as is: no copy, no checks (the server's
+        parser made them). The list must not change afterwards."""
+        self = cls.__new__(cls)
+        self._items = pairs
+        self._index = None
+        return self
 
     @staticmethod
     def _key(name: str) -> str:

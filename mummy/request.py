@@ -85,9 +85,9 @@ class Request:
         self.method = head.method
         self.uri = head.target
         self.path = path
-        self.query_params = QueryParams(query)
+        self.query_params = QueryParams.from_pairs(query)
         self.path_params = {}
-        self.headers = Headers(head.headers)
+        self.headers = Headers.from_pairs(head.headers)
         self.body = body
         self.remote_address = remote_address
         self._keep_alive = head.keep_alive

@@ -27,7 +27,7 @@ def h11_parse(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]] | None
 
 
 def fast_parse(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]] | None:
-    return parse_head_fast(head[:-4].split(b"\r\n"))
+    return parse_head_fast(head[:-2].decode("latin-1"))
 
 
 def random_text(rng: random.Random, alphabet: str, lo: int, hi: int) -> str:
