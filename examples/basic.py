@@ -3,6 +3,8 @@
 Run: .venv-ft/bin/python examples/basic.py, then curl http://localhost:8080/
 """
 
+import os
+
 import mummy
 
 
@@ -18,4 +20,4 @@ def handler(request: mummy.Request) -> None:
 server = mummy.Server(handler)
 
 if __name__ == "__main__":
-    server.serve(8080)
+    server.serve(int(os.environ.get("PORT", "8080")))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mummy.core.response import serialize
+from mummy.core.compression import NotAcceptable, compress, compressible, negotiate
+from mummy.core.response import NO_BODY_STATUSES, serialize
 from mummy.errors import MummyError
 from mummy.headers import Headers, HeadersInput, QueryParams
 
@@ -15,8 +19,21 @@ if TYPE_CHECKING:
 
 Body = bytes | bytearray | memoryview | str
 
-# Posts (connection, wire bytes, keep-alive) back to the IO thread.
-ResponseSink = Callable[[tuple[Any, bytes, bool]], None]
+access_log = logging.getLogger("mummy.access")
+
+
+@dataclass(slots=True, frozen=True)
+class ResponseContext:
+    """What `respond()` needs from its server: one per server, shared, read-only."""
+
+    # Posts (connection, wire bytes, keep-alive) back to the IO thread.
+    post: Callable[[tuple[Any, bytes, bool]], None]
+    closing: Callable[[], bool]
+    compress: bool
+    compress_min_size: int
+    gzip_level: int
+    zstd_level: int
+    access_log: bool
 
 
 def _header_pairs(headers: HeadersInput) -> list[tuple[str, str]]:
@@ -40,11 +57,11 @@ class Request:
     """
 
     __slots__ = (
-        "_closing",
         "_conn",
+        "_ctx",
         "_keep_alive",
         "_respond_lock",
-        "_sink",
+        "_started",
         "body",
         "headers",
         "http_version",
@@ -78,8 +95,7 @@ class Request:
         query: list[tuple[str, str]],
         remote_address: str,
         conn: Any,
-        sink: ResponseSink,
-        closing: Callable[[], bool],
+        ctx: ResponseContext,
     ) -> None:
         self.http_version = head.version
         self.method = head.method
@@ -92,8 +108,8 @@ class Request:
         self.remote_address = remote_address
         self._keep_alive = head.keep_alive
         self._conn = conn
-        self._sink = sink
-        self._closing = closing
+        self._ctx = ctx
+        self._started = time.monotonic()
         # A non-blocking acquire is an atomic test-and-set on both builds.
         self._respond_lock = threading.Lock()
 
@@ -102,10 +118,19 @@ class Request:
         """True once `respond()` has been called."""
         return self._respond_lock.locked()
 
-    def respond(self, status: int, headers: HeadersInput = None, body: Body = b"") -> None:
+    def respond(
+        self,
+        status: int,
+        headers: HeadersInput = None,
+        body: Body = b"",
+        *,
+        compress: bool = True,
+    ) -> None:
         """Send the response: `status`, `headers` (a dict, a list of pairs or
         `Headers`) and `body` (bytes, or str sent as UTF-8). Content-Length,
-        Date and Connection are added for you. Raises MummyError on a second call."""
+        Date and Connection are added for you, and the body is compressed when
+        the client accepts it (`compress=False` turns that off for this
+        response). Raises MummyError on a second call."""
         if isinstance(body, str):
             data = body.encode("utf-8")
         elif isinstance(body, bytes):
@@ -114,19 +139,84 @@ class Request:
             data = bytes(body)
         else:
             raise MummyError(f"body must be bytes or str, not {type(body).__name__}")
+        ctx = self._ctx
+        pairs = _header_pairs(headers)
+        if compress and ctx.compress and len(data) > ctx.compress_min_size:
+            try:
+                data = self._encode(status, pairs, data)
+            except NotAcceptable:
+                # RFC 9110 §15.5.7: the client refuses identity and all we offer.
+                status, pairs = 406, [("Content-Type", "text/plain; charset=utf-8")]
+                data = b"406 Not Acceptable: no acceptable content coding\n"
         wire, keep_alive = serialize(
             status,
-            _header_pairs(headers),
+            pairs,
             data,
             head_request=self.method == "HEAD",
             http10=self.http_version == "HTTP/1.0",
-            keep_alive=self._keep_alive and not self._closing(),
+            keep_alive=self._keep_alive and not ctx.closing(),
         )
         if not self._respond_lock.acquire(blocking=False):
             raise MummyError(
                 f"{self.method} {self.uri} has already been responded to; respond exactly once"
             )
-        self._sink((self._conn, wire, keep_alive))
+        if ctx.access_log:
+            self._log_access(status, len(data))
+        ctx.post((self._conn, wire, keep_alive))
+
+    def _encode(self, status: int, pairs: list[tuple[str, str]], data: bytes) -> bytes:
+        """Compress `data` in place of the identity body when the response and the
+        client allow it; edits `pairs` (Content-Encoding, Vary, Content-Length)."""
+        if status in NO_BODY_STATUSES or status < 200:
+            return data
+        content_type = None
+        for name, value in pairs:
+            key = name.lower()
+            if key == "content-encoding":
+                return data
+            if key == "content-type":
+                content_type = value
+        if not compressible(content_type):
+            return data
+        ctx = self._ctx
+        coding = negotiate(self.headers.get("accept-encoding"))
+        # The choice depended on Accept-Encoding: caches must know (RFC 9110 §12.5.5).
+        vary = [i for i, (name, _) in enumerate(pairs) if name.lower() == "vary"]
+        if not vary:
+            pairs.append(("Vary", "Accept-Encoding"))
+        elif "accept-encoding" not in pairs[vary[0]][1].lower():
+            name, value = pairs[vary[0]]
+            pairs[vary[0]] = (name, f"{value}, Accept-Encoding")
+        if coding == "identity":
+            return data
+        pairs[:] = [(n, v) for n, v in pairs if n.lower() != "content-length"]
+        pairs.append(("Content-Encoding", coding))
+        return compress(data, coding, gzip_level=ctx.gzip_level, zstd_level=ctx.zstd_level)
+
+    def redirect(self, location: str, status: int = 303) -> None:
+        """Respond with a redirect to `location` (303 See Other by default;
+        301, 302, 307 and 308 are the other choices)."""
+        if status not in (301, 302, 303, 307, 308):
+            raise MummyError(f"redirect status must be 301, 302, 303, 307 or 308, not {status}")
+        self.respond(status, {"Location": location})
+
+    def _log_access(self, status: int, size: int) -> None:
+        # nginx's "combined" format, with the handler's duration in seconds appended.
+        headers = self.headers
+        when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        access_log.info(
+            '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %.6f',
+            self.remote_address or "-",
+            when,
+            self.method,
+            self.uri,
+            self.http_version,
+            status,
+            size,
+            headers.get("referer", "-"),
+            headers.get("user-agent", "-"),
+            time.monotonic() - self._started,
+        )
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri} {self.http_version}>"

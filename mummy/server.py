@@ -13,13 +13,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from mummy.core.compression import DecodeError, decode_body
 from mummy.core.loop import EventLoop, Task
 from mummy.core.response import error_response
 from mummy.core.ring import TaskRing
 from mummy.core.target import TargetError, parse_query, split_target
 from mummy.core.workers import WorkerPool
 from mummy.errors import MummyError
-from mummy.request import Request
+from mummy.request import Request, ResponseContext
 
 log = logging.getLogger("mummy")
 
@@ -28,6 +29,10 @@ Handler = Callable[[Request], None]
 # Requests queued or running at once; past this the IO thread stops reading (backpressure).
 RING_CAPACITY = 4096
 LISTEN_BACKLOG = 1024
+# Chosen from the size/speed table in docs/compression.md (bench/compression_levels.py).
+DEFAULT_GZIP_LEVEL = 6
+DEFAULT_ZSTD_LEVEL = 3
+_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -56,6 +61,11 @@ class Server:
         max_body_len: int = 1 << 20,
         max_message_len: int = 1 << 16,
         log_handler: logging.Handler | None = None,
+        compress: bool = True,
+        compress_min_size: int = 860,
+        gzip_level: int = DEFAULT_GZIP_LEVEL,
+        zstd_level: int = DEFAULT_ZSTD_LEVEL,
+        access_log: bool = False,
     ) -> None:
         if not callable(handler):
             raise MummyError(
@@ -73,7 +83,19 @@ class Server:
         self.max_headers_len = _positive_int("max_headers_len", max_headers_len)
         self.max_body_len = _positive_int("max_body_len", max_body_len)
         self.max_message_len = _positive_int("max_message_len", max_message_len)
+        if not 1 <= gzip_level <= 9:
+            raise MummyError(f"gzip_level must be from 1 to 9, got {gzip_level!r}")
+        if not 1 <= zstd_level <= 22:
+            raise MummyError(f"zstd_level must be from 1 to 22, got {zstd_level!r}")
+        if not isinstance(compress_min_size, int) or compress_min_size < 0:
+            raise MummyError(f"compress_min_size must be an int >= 0, got {compress_min_size!r}")
+        self.compress = bool(compress)
+        self.compress_min_size = compress_min_size
+        self.gzip_level = gzip_level
+        self.zstd_level = zstd_level
+        self.access_log = bool(access_log)
         self._log_handler = log_handler
+        self._ctx: ResponseContext | None = None
         self._loop: EventLoop | None = None
         self._pool: WorkerPool[Task] | None = None
         self._io_thread: threading.Thread | None = None
@@ -98,6 +120,15 @@ class Server:
         ring: TaskRing[Task] = TaskRing(RING_CAPACITY)
         self._loop = EventLoop(
             listener, ring, max_headers_len=self.max_headers_len, max_body_len=self.max_body_len
+        )
+        self._ctx = ResponseContext(
+            post=self._loop.mailbox.post,
+            closing=self._closing,
+            compress=self.compress,
+            compress_min_size=self.compress_min_size,
+            gzip_level=self.gzip_level,
+            zstd_level=self.zstd_level,
+            access_log=self.access_log,
         )
         self._pool = WorkerPool(self.workers, ring, self._run_task)
         self._pool.start()
@@ -205,19 +236,22 @@ class Server:
     def _run_task(self, task: Task) -> None:
         """A worker runs this for each request: build the Request, call the handler."""
         conn, parsed = task
-        loop = self._loop
-        assert loop is not None
-        post = loop.mailbox.post
+        ctx = self._ctx
+        assert ctx is not None
         head = parsed.head
+        body = parsed.body
         try:
             path, raw_query = split_target(head.target)
             query = parse_query(raw_query) if raw_query else []
+            if head.content_encoding is not None and body:
+                body = decode_body(body, head.content_encoding, self.max_body_len)
         except TargetError as exc:
-            post((conn, error_response(400, str(exc)), False))
+            ctx.post((conn, error_response(400, str(exc)), False))
             return
-        request = Request(
-            head, parsed.body, path, query, conn.remote_address, conn, post, self._closing
-        )
+        except DecodeError as exc:
+            ctx.post((conn, error_response(exc.status, str(exc)), False))
+            return
+        request = Request(head, body, path, query, conn.remote_address, conn, ctx)
         try:
             self.handler(request)
         except Exception:
@@ -228,9 +262,7 @@ class Server:
             log.error("handler returned without responding to %s %s", head.method, head.target)
         if not request.responded:
             try:
-                request.respond(
-                    500, {"Content-Type": "text/plain; charset=utf-8"}, "Internal Server Error\n"
-                )
+                request.respond(500, _TEXT, "Internal Server Error\n")
             except MummyError:
                 pass  # responded from another thread in the meantime
 

@@ -30,7 +30,9 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*[\x21-\x7e]*(?:[ \t]*=[ \t]*[\x21-\x7e]*)?)*[ \t]*")
 
 _MAX_CHUNK_LINE = 4096
-_FRAMING_FIELDS = frozenset(("host", "content-length", "transfer-encoding", "connection", "expect"))
+_FRAMING_FIELDS = frozenset(
+    ("host", "content-length", "transfer-encoding", "connection", "expect", "content-encoding")
+)
 
 
 class ProtocolError(Exception):
@@ -52,6 +54,7 @@ class RequestHead:
     expect_continue: bool
     content_length: int  # -1 when chunked
     chunked: bool
+    content_encoding: str | None  # of the body, decoded on the worker
 
 
 @dataclass(slots=True)
@@ -130,6 +133,7 @@ def frame_request(
     transfer_encoding: list[str] = []
     connection: list[str] = []
     expect: list[str] = []
+    content_encoding: list[str] = []
     hosts = 0
     for name, value in headers:
         key = name.lower()
@@ -143,8 +147,10 @@ def frame_request(
             transfer_encoding.append(value)
         elif key == "connection":
             connection.append(value)
-        else:
+        elif key == "expect":
             expect.append(value)
+        else:
+            content_encoding.append(value)
     http11 = version == "HTTP/1.1"
     # RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one otherwise.
     if hosts > 1 or (http11 and hosts == 0):
@@ -186,7 +192,15 @@ def frame_request(
             raise ProtocolError(417, "only 'Expect: 100-continue' is supported")
         expect_continue = http11
     return RequestHead(
-        method, target, version, headers, keep_alive, expect_continue, length, chunked
+        method,
+        target,
+        version,
+        headers,
+        keep_alive,
+        expect_continue,
+        length,
+        chunked,
+        ", ".join(content_encoding) if content_encoding else None,
     )
 
 

@@ -1,6 +1,7 @@
 """Server configuration, lifecycle, CLI and real outside clients (curl)."""
 
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -29,6 +30,9 @@ def hello(request: mummy.Request) -> None:
         ((hello,), {"workers": 0}, "workers must be a positive int"),
         ((hello,), {"max_body_len": -1}, "max_body_len must be a positive int"),
         ((hello,), {"log_handler": print}, "log_handler must be a logging.Handler"),
+        ((hello,), {"gzip_level": 0}, "gzip_level must be from 1 to 9"),
+        ((hello,), {"zstd_level": 23}, "zstd_level must be from 1 to 22"),
+        ((hello,), {"compress_min_size": -1}, "compress_min_size must be an int >= 0"),
     ],
 )
 def test_config_mistakes_raise_mummy_error(args, options, message) -> None:
@@ -62,6 +66,34 @@ def test_log_handler_receives_tracebacks(serve) -> None:
     server = serve(broken, log_handler=Collect())
     exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in records)
+
+
+def test_access_log_in_combined_format(serve, caplog) -> None:
+    server = serve(hello, access_log=True)
+    with caplog.at_level(logging.INFO, logger="mummy.access"):
+        exchange(
+            server.port,
+            b"GET /x?y=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: probe\r\nConnection: close\r\n\r\n",
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "mummy.access"]
+    assert len(lines) == 1
+    assert lines[0].startswith("127.0.0.1 - - [")
+    assert '"GET /x?y=1 HTTP/1.1" 200 13 "-" "probe" ' in lines[0]
+    assert float(lines[0].rsplit(" ", 1)[1]) >= 0
+
+
+def test_access_log_is_off_by_default(serve, caplog) -> None:
+    server = serve(hello)
+    with caplog.at_level(logging.INFO, logger="mummy.access"):
+        exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert not [r for r in caplog.records if r.name == "mummy.access"]
+
+
+def test_redirect(serve) -> None:
+    server = serve(lambda r: r.redirect("/second"))
+    response = exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 303 See Other\r\n")
+    assert b"\r\nLocation: /second\r\n" in response
 
 
 def test_ipv6_loopback(serve) -> None:
@@ -99,8 +131,9 @@ def test_curl_keep_alive_and_http10() -> None:
 
 
 def run_until_answering(cmd: list[str], port: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "PORT": str(port)}
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -157,15 +190,24 @@ def test_cli_reports_a_bad_target() -> None:
 
 
 def test_example_basic_runs_as_a_script() -> None:
-    # examples/basic.py serves on 8080 (as documented); skip if that port is taken here.
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", 8080)) == 0:
-            pytest.skip("port 8080 is in use on this machine")
-    proc = run_until_answering([sys.executable, "examples/basic.py"], 8080)
+    port = free_port()
+    proc = run_until_answering([sys.executable, "examples/basic.py"], port)
     try:
-        assert exchange(8080, b"GET / HTTP/1.0\r\n\r\n").endswith(b"Hello, World!")
-        assert b" 404 " in exchange(8080, b"GET /nope HTTP/1.0\r\n\r\n")
-        assert b" 405 " in exchange(8080, b"POST / HTTP/1.0\r\n\r\n")
+        assert exchange(port, b"GET / HTTP/1.0\r\n\r\n").endswith(b"Hello, World!")
+        assert b" 404 " in exchange(port, b"GET /nope HTTP/1.0\r\n\r\n")
+        assert b" 405 " in exchange(port, b"POST / HTTP/1.0\r\n\r\n")
     finally:
         proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+
+
+def test_example_basic_redirect() -> None:
+    port = free_port()
+    proc = run_until_answering([sys.executable, "examples/basic_redirect.py"], port)
+    try:
+        first = exchange(port, b"GET / HTTP/1.0\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 302 Found") and b"Location: /second" in first
+        assert exchange(port, b"GET /second HTTP/1.0\r\n\r\n").endswith(b"Hello, World!")
+    finally:
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
