@@ -13,7 +13,19 @@ from mummy.errors import MummyError
 from mummy.headers import Headers, QueryParams
 from mummy.request import Request
 from mummy.server import Server
+from mummy.websocket import Event, Message, MessageKind, WebSocket
 
 __version__ = "0.1.0"
 
-__all__ = ["Headers", "MummyError", "QueryParams", "Request", "Server", "__version__"]
+__all__ = [
+    "Event",
+    "Headers",
+    "Message",
+    "MessageKind",
+    "MummyError",
+    "QueryParams",
+    "Request",
+    "Server",
+    "WebSocket",
+    "__version__",
+]

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mummy.core.compression import NotAcceptable, compress, compressible, negotiate
+from mummy.core.loop import RESPONSE, UPGRADE
 from mummy.core.response import NO_BODY_STATUSES, serialize
 from mummy.errors import MummyError
 from mummy.headers import Headers, HeadersInput, QueryParams
+from mummy.websocket import WebSocket, open_websocket
 
 if TYPE_CHECKING:
     from mummy.core.http1 import RequestHead
@@ -26,14 +28,18 @@ access_log = logging.getLogger("mummy.access")
 class ResponseContext:
     """What `respond()` needs from its server: one per server, shared, read-only."""
 
-    # Posts (connection, wire bytes, keep-alive) back to the IO thread.
-    post: Callable[[tuple[Any, bytes, bool]], None]
+    # Posts (kind, connection, bytes, extra) to the IO thread (mummy.core.loop).
+    post: Callable[[tuple[int, Any, bytes, Any]], None]
     closing: Callable[[], bool]
     compress: bool
     compress_min_size: int
     gzip_level: int
     zstd_level: int
     access_log: bool
+    websocket_send_buffer_len: int
+    websocket_compression: bool | str
+    # Registers a new WebSocket with its server (for close() to say goodbye).
+    register_websocket: Callable[[WebSocket], None]
 
 
 def _header_pairs(headers: HeadersInput) -> list[tuple[str, str]]:
@@ -162,7 +168,7 @@ class Request:
             )
         if ctx.access_log:
             self._log_access(status, len(data))
-        ctx.post((self._conn, wire, keep_alive))
+        ctx.post((RESPONSE, self._conn, wire, keep_alive))
 
     def _encode(self, status: int, pairs: list[tuple[str, str]], data: bytes) -> bytes:
         """Compress `data` in place of the identity body when the response and the
@@ -192,6 +198,29 @@ class Request:
         pairs[:] = [(n, v) for n, v in pairs if n.lower() != "content-length"]
         pairs.append(("Content-Encoding", coding))
         return compress(data, coding, gzip_level=ctx.gzip_level, zstd_level=ctx.zstd_level)
+
+    def upgrade_to_websocket(self) -> WebSocket:
+        """Answer 101 and turn this connection into a WebSocket (RFC 6455 §4.2).
+
+        Returns the WebSocket at once; `send` may be called right away (frames go
+        out after the 101). A request that is not a valid WebSocket handshake is
+        answered 400 (426 for an unsupported version) and MummyError is raised."""
+        ctx = self._ctx
+        try:
+            wire, proto = open_websocket(self, ctx.websocket_compression)
+        except MummyError as exc:
+            status = 426 if "version" in str(exc).lower() else 400
+            headers = {"Sec-WebSocket-Version": "13"} if status == 426 else None
+            self.respond(status, headers, f"{exc}\n")
+            raise
+        if not self._respond_lock.acquire(blocking=False):
+            raise MummyError(f"{self.method} {self.uri} has already been responded to")
+        ws = WebSocket(self, proto, self._conn, ctx.post, ctx.websocket_send_buffer_len)
+        ctx.register_websocket(ws)
+        if ctx.access_log:
+            self._log_access(101, 0)
+        ctx.post((UPGRADE, self._conn, wire, ws))
+        return ws
 
     def redirect(self, location: str, status: int = 303) -> None:
         """Respond with a redirect to `location` (303 See Other by default;

@@ -14,13 +14,24 @@ from types import FrameType
 from typing import Any
 
 from mummy.core.compression import DecodeError, decode_body
-from mummy.core.loop import EventLoop, Task
+from mummy.core.connection import Connection
+from mummy.core.loop import (
+    RESPONSE,
+    WS_DONE,
+    WS_DROP,
+    WS_GONE,
+    WS_INPUT,
+    WS_OPEN,
+    EventLoop,
+    Task,
+)
 from mummy.core.response import error_response
 from mummy.core.ring import TaskRing
 from mummy.core.target import TargetError, parse_query, split_target
 from mummy.core.workers import WorkerPool
 from mummy.errors import MummyError
 from mummy.request import Request, ResponseContext
+from mummy.websocket import Event, Message, WebSocket
 
 log = logging.getLogger("mummy")
 
@@ -30,7 +41,7 @@ Handler = Callable[[Request], None]
 RING_CAPACITY = 4096
 LISTEN_BACKLOG = 1024
 # Chosen from the size/speed table in docs/compression.md (bench/compression_levels.py).
-DEFAULT_GZIP_LEVEL = 6
+DEFAULT_GZIP_LEVEL = 5
 DEFAULT_ZSTD_LEVEL = 3
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
@@ -54,7 +65,7 @@ class Server:
     def __init__(
         self,
         handler: Handler,
-        websocket_handler: Callable[..., None] | None = None,
+        websocket_handler: Callable[[WebSocket, Event, Message | None], None] | None = None,
         *,
         workers: int | None = None,
         max_headers_len: int = 8192,
@@ -66,6 +77,10 @@ class Server:
         gzip_level: int = DEFAULT_GZIP_LEVEL,
         zstd_level: int = DEFAULT_ZSTD_LEVEL,
         access_log: bool = False,
+        websocket_send_buffer_len: int = 1 << 20,
+        websocket_ping_interval: float | None = None,
+        websocket_close_timeout: float = 5.0,
+        websocket_compression: bool | str = True,
     ) -> None:
         if not callable(handler):
             raise MummyError(
@@ -94,6 +109,28 @@ class Server:
         self.gzip_level = gzip_level
         self.zstd_level = zstd_level
         self.access_log = bool(access_log)
+        self.websocket_send_buffer_len = _positive_int(
+            "websocket_send_buffer_len", websocket_send_buffer_len
+        )
+        if websocket_ping_interval is not None and not websocket_ping_interval > 0:
+            raise MummyError(
+                "websocket_ping_interval must be None or > 0 seconds, "
+                f"got {websocket_ping_interval!r}"
+            )
+        if not websocket_close_timeout > 0:
+            raise MummyError(
+                f"websocket_close_timeout must be > 0 seconds, got {websocket_close_timeout!r}"
+            )
+        if websocket_compression not in (True, False, "context_takeover"):
+            raise MummyError(
+                "websocket_compression must be True, False or 'context_takeover', "
+                f"got {websocket_compression!r}"
+            )
+        self.websocket_ping_interval = websocket_ping_interval
+        self.websocket_close_timeout = websocket_close_timeout
+        self.websocket_compression = websocket_compression
+        self._websockets: set[WebSocket] = set()
+        self._websockets_lock = threading.Lock()
         self._log_handler = log_handler
         self._ctx: ResponseContext | None = None
         self._loop: EventLoop | None = None
@@ -119,7 +156,12 @@ class Server:
             log.addHandler(self._log_handler)
         ring: TaskRing[Task] = TaskRing(RING_CAPACITY)
         self._loop = EventLoop(
-            listener, ring, max_headers_len=self.max_headers_len, max_body_len=self.max_body_len
+            listener,
+            ring,
+            max_headers_len=self.max_headers_len,
+            max_body_len=self.max_body_len,
+            websocket_close_timeout=self.websocket_close_timeout,
+            websocket_ping_interval=self.websocket_ping_interval,
         )
         self._ctx = ResponseContext(
             post=self._loop.mailbox.post,
@@ -129,6 +171,9 @@ class Server:
             gzip_level=self.gzip_level,
             zstd_level=self.zstd_level,
             access_log=self.access_log,
+            websocket_send_buffer_len=self.websocket_send_buffer_len,
+            websocket_compression=self.websocket_compression,
+            register_websocket=self._register_websocket,
         )
         self._pool = WorkerPool(self.workers, ring, self._run_task)
         self._pool.start()
@@ -178,8 +223,11 @@ class Server:
                 return
             deadline = time.monotonic() + timeout
             loop.stop_accepting(timeout)
+            self._say_goodbye_to_websockets(deadline)
             for conn, _ in pool.ring.take_queued():
-                loop.mailbox.post((conn, error_response(503, "the server is shutting down"), False))
+                loop.mailbox.post(
+                    (RESPONSE, conn, error_response(503, "the server is shutting down"), False)
+                )
             if not pool.stop(deadline):
                 log.warning("handlers still running after %.1f s; closing anyway", timeout)
             loop.finish(deadline)
@@ -187,6 +235,21 @@ class Server:
             if self._log_handler is not None:
                 log.removeHandler(self._log_handler)
             self._stopped.set()
+
+    def _say_goodbye_to_websockets(self, deadline: float) -> None:
+        """Close every WebSocket with 1001 (going away) and give the close
+        handshakes a moment (at most a second) to finish."""
+        with self._websockets_lock:
+            websockets = list(self._websockets)
+        for ws in websockets:
+            ws.close(1001, "server shutting down")
+        until = min(deadline, time.monotonic() + 1.0)
+        while self._websockets and time.monotonic() < until:
+            time.sleep(0.02)
+
+    def _register_websocket(self, ws: WebSocket) -> None:
+        with self._websockets_lock:
+            self._websockets.add(ws)
 
     def __enter__(self) -> Server:
         return self
@@ -238,6 +301,9 @@ class Server:
         conn, parsed = task
         ctx = self._ctx
         assert ctx is not None
+        if isinstance(parsed, tuple):
+            self._run_websocket_task(conn, parsed[0], parsed[1])
+            return
         head = parsed.head
         body = parsed.body
         try:
@@ -246,10 +312,10 @@ class Server:
             if head.content_encoding is not None and body:
                 body = decode_body(body, head.content_encoding, self.max_body_len)
         except TargetError as exc:
-            ctx.post((conn, error_response(400, str(exc)), False))
+            ctx.post((RESPONSE, conn, error_response(400, str(exc)), False))
             return
         except DecodeError as exc:
-            ctx.post((conn, error_response(exc.status, str(exc)), False))
+            ctx.post((RESPONSE, conn, error_response(exc.status, str(exc)), False))
             return
         request = Request(head, body, path, query, conn.remote_address, conn, ctx)
         try:
@@ -265,6 +331,45 @@ class Server:
                 request.respond(500, _TEXT, "Internal Server Error\n")
             except MummyError:
                 pass  # responded from another thread in the meantime
+
+    def _run_websocket_task(self, conn: Connection, kind: int, data: bytes) -> None:
+        """A worker runs this for each WebSocket task; one at a time per connection."""
+        ctx = self._ctx
+        assert ctx is not None
+        ws: WebSocket = conn.ws  # type: ignore[assignment]
+        try:
+            events: list[tuple[Event, Message | None]]
+            if kind == WS_OPEN:
+                events, drop = [(Event.OPEN, None)], False
+            elif kind == WS_INPUT:
+                try:
+                    events, drop = ws.receive(data, self.max_message_len)
+                except Exception:
+                    log.exception("WebSocket protocol failure from %s", conn.remote_address)
+                    events, drop = [(Event.ERROR, None)], True
+            else:
+                events, drop = ws.gone(), True
+            for event, message in events:
+                self._dispatch_websocket(ws, event, message)
+            if drop:
+                if ws.claim_close():
+                    self._dispatch_websocket(ws, Event.CLOSE, None)
+                    with self._websockets_lock:
+                        self._websockets.discard(ws)
+                if kind != WS_GONE:
+                    ctx.post((WS_DROP, conn, b"", ws))
+        finally:
+            ctx.post((WS_DONE, conn, b"", ws))
+
+    def _dispatch_websocket(self, ws: WebSocket, event: Event, message: Message | None) -> None:
+        handler = self.websocket_handler
+        if handler is None:
+            log.debug("WebSocket %s event but no websocket_handler", event.name)
+            return
+        try:
+            handler(ws, event, message)
+        except Exception:
+            log.exception("WebSocket handler raised on %s", event.name)
 
 
 def _gil_enabled() -> bool:

@@ -26,6 +26,9 @@ class Connection:
         "remote_address",
         "sock",
         "stalled",
+        "ws",
+        "ws_close_deadline",
+        "ws_gone_pending",
     )
 
     def __init__(self, sock: socket.socket, remote_address: str, parser: RequestParser) -> None:
@@ -43,3 +46,7 @@ class Connection:
         self.linger_until = 0.0  # > 0: write side shut, discarding input until then
         self.stalled = False  # a complete request waits for room in the ring
         self.closed = False
+        # WebSocket mode, after a 101: the WebSocket object (opaque to the loop).
+        self.ws: object | None = None
+        self.ws_close_deadline = 0.0  # we sent a Close: drop the TCP connection at this time
+        self.ws_gone_pending = False  # closed while an event ran: report it when that ends

@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from mummy.core.connection import Connection
 from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
@@ -39,9 +40,21 @@ EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 EPOLLERR = select.EPOLLERR
 
-Task = tuple[Connection, ParsedRequest]
-# (connection, wire bytes, keep the connection open) or None, a nudge to look at control flags.
-Response = tuple[Connection, bytes, bool] | None
+# What workers (and any thread sending on a WebSocket) post to the IO thread:
+# (kind, connection, bytes, extra), or None, a nudge to look at the control flags.
+RESPONSE = 0  # an HTTP response; extra: keep the connection open (bool). Ends a task.
+UPGRADE = 1  # a 101 response; extra: the WebSocket. Ends a task.
+WS_SEND = 2  # a WebSocket frame to write; extra: the WebSocket
+WS_CLOSING = 3  # our Close frame: write it, then wait for the peer's up to the close timeout
+WS_DROP = 4  # close the TCP connection once pending output is written
+WS_DONE = 5  # a WebSocket event task finished. Ends a task.
+Posted = tuple[int, Connection, bytes, Any] | None
+
+# WebSocket tasks, in the ring beside requests: (kind, received bytes).
+WS_OPEN = 0
+WS_INPUT = 1
+WS_GONE = 2
+Task = tuple[Connection, ParsedRequest | tuple[int, bytes]]
 
 
 class EventLoop:
@@ -54,6 +67,8 @@ class EventLoop:
         *,
         max_headers_len: int,
         max_body_len: int,
+        websocket_close_timeout: float = 5.0,
+        websocket_ping_interval: float | None = None,
     ) -> None:
         self._listener = listener
         self._ring = ring
@@ -61,7 +76,12 @@ class EventLoop:
         self._max_body_len = max_body_len
         # While a request is with a worker, keep reading up to one more request.
         self._max_buffered = max_headers_len + max_body_len
-        self.mailbox: Mailbox[Response] = Mailbox()
+        self.mailbox: Mailbox[Posted] = Mailbox()
+        self._ws_close_timeout = websocket_close_timeout
+        self._ws_ping_interval = websocket_ping_interval
+        self._ws_conns: set[Connection] = set()
+        self._ws_closing: set[Connection] = set()
+        self._next_ping = 0.0
         self._ep = select.epoll()
         self._conns: dict[int, Connection] = {}
         self._stalled: deque[Connection] = deque()
@@ -97,8 +117,7 @@ class EventLoop:
         conns = self._conns
         try:
             while True:
-                timers = self._lingering or self._accept_paused_until or self._finish_deadline
-                for fd, mask in ep.poll(0.2 if timers else -1):
+                for fd, mask in ep.poll(0.2 if self._has_timers() else -1):
                     if fd == wake_fd:
                         self._take_responses()
                     elif fd == listen_fd:
@@ -114,17 +133,30 @@ class EventLoop:
                             self._flush(conn)
                         if mask & ~EPOLLOUT and not conn.closed:
                             self._read(conn)
-                timers = self._lingering or self._accept_paused_until or self._finish_deadline
-                if timers and self._timers():
+                if self._has_timers() and self._timers():
                     return
         finally:
             self._shutdown()
 
+    def _has_timers(self) -> bool:
+        return bool(
+            self._lingering
+            or self._accept_paused_until
+            or self._finish_deadline
+            or self._ws_closing
+            or (self._ws_ping_interval and self._ws_conns)
+        )
+
     def _timers(self) -> bool:
-        """Expire lingering closes and paused accepts; True when the loop should end."""
+        """Expire lingering closes, WebSocket close handshakes and paused accepts;
+        send keepalive pings; True when the loop should end."""
         now = time.monotonic()
         for conn in [c for c in self._lingering if c.linger_until <= now]:
             self._close(conn)
+        for conn in [c for c in self._ws_closing if c.ws_close_deadline <= now]:
+            self._close(conn)
+        if self._ws_ping_interval and self._ws_conns and now >= self._next_ping:
+            self._ping_websockets(now)
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
             if not self._stop_accepting:
@@ -141,6 +173,8 @@ class EventLoop:
                 self._ep.unregister(self._listener.fileno())
             self._listener.close()
             for conn in list(self._conns.values()):
+                if conn.ws is not None:
+                    continue  # Server.close() sends them a 1001 Close
                 if conn.stalled:
                     self._reject(conn, 503, "the server is shutting down")
                 elif not conn.busy and not conn.out:
@@ -194,7 +228,7 @@ class EventLoop:
             self._close(conn)
             return
         if not data:
-            if conn.eof or conn.linger_until or not (conn.busy or conn.out):
+            if conn.eof or conn.linger_until or conn.ws is not None or not (conn.busy or conn.out):
                 self._close(conn)
             else:
                 conn.eof = True  # half-closed: answer what is with a worker, then close
@@ -204,6 +238,12 @@ class EventLoop:
         if conn.linger_until:
             return  # discarded, see LINGER_SECONDS
         conn.inbuf += data
+        if conn.ws is not None:
+            if not conn.busy:
+                self._ws_task(conn, WS_INPUT)
+            elif len(conn.inbuf) > self._max_buffered:
+                self._update_events(conn)
+            return
         if conn.busy or conn.stalled:
             if len(conn.inbuf) > self._max_buffered:
                 self._update_events(conn)
@@ -246,27 +286,95 @@ class EventLoop:
             if item is None:
                 self._control()
                 continue
-            conn, wire, keep_alive = item
-            self._ring.done()
-            if conn.closed:
-                continue
-            conn.busy = False
-            if not keep_alive:
+            kind, conn, data, extra = item
+            if kind == RESPONSE:
+                self._ring.done()
+                if not conn.closed:
+                    self._on_response(conn, data, extra)
+            elif kind == WS_SEND:
+                extra.taken(len(data))
+                if not conn.closed:
+                    self._send(conn, data)
+                    extra.socket_backlog = conn.out_len
+            elif kind == WS_DONE:
+                self._ring.done()
+                conn.busy = False
+                if conn.closed:
+                    if conn.ws_gone_pending:
+                        self._ws_task(conn, WS_GONE)
+                elif conn.inbuf:
+                    self._ws_task(conn, WS_INPUT)
+                else:
+                    self._update_events(conn)
+            elif kind == UPGRADE:
+                self._ring.done()
+                if not conn.closed:
+                    self._on_upgrade(conn, data, extra)
+            elif kind == WS_CLOSING:
+                if not conn.closed:
+                    self._send(conn, data)
+                    conn.ws_close_deadline = time.monotonic() + self._ws_close_timeout
+                    self._ws_closing.add(conn)
+            elif kind == WS_DROP and not conn.closed:
                 conn.close_after_send = True
-            self._send(conn, wire)
-            if conn.closed:
-                continue
-            if conn.close_after_send:
                 if not conn.out:
-                    self._begin_close(conn)
-            else:
-                self._advance(conn)
+                    self._close(conn)
         stalled = self._stalled
         while stalled and not self._ring.full:
             conn = stalled.popleft()
             conn.stalled = False
             if not conn.closed and not conn.busy:
                 self._advance(conn)
+
+    def _on_response(self, conn: Connection, wire: bytes, keep_alive: bool) -> None:
+        conn.busy = False
+        if not keep_alive:
+            conn.close_after_send = True
+        self._send(conn, wire)
+        if conn.closed:
+            return
+        if conn.close_after_send:
+            if not conn.out:
+                self._begin_close(conn)
+        else:
+            self._advance(conn)
+
+    def _on_upgrade(self, conn: Connection, wire: bytes, ws: object) -> None:
+        # Bytes after the upgrade request are the first WebSocket frames; they are
+        # fed to the protocol after OPEN has run.
+        conn.busy = False
+        self._send(conn, wire)
+        if conn.closed:
+            return
+        conn.ws = ws
+        self._ws_conns.add(conn)
+        self._ws_task(conn, WS_OPEN)
+
+    def _ws_task(self, conn: Connection, kind: int) -> None:
+        """Hand the next WebSocket event of `conn` to a worker (one at a time)."""
+        data = b""
+        if kind == WS_INPUT:
+            data = bytes(conn.inbuf)
+            conn.inbuf.clear()
+        elif kind == WS_GONE:
+            conn.ws_gone_pending = False
+        conn.busy = True
+        self._ring.put((conn, (kind, data)), force=True)
+        self._update_events(conn)
+
+    def _ping_websockets(self, now: float) -> None:
+        assert self._ws_ping_interval is not None
+        self._next_ping = now + self._ws_ping_interval
+        for conn in list(self._ws_conns):
+            ws: Any = conn.ws
+            if ws.awaiting_pong:
+                log.debug("WebSocket peer %s stopped answering pings", conn.remote_address)
+                self._close(conn)
+            else:
+                ws.awaiting_pong = True
+                # An empty, unmasked Ping frame (RFC 6455 §5.5.2); frames from other
+                # threads arrive whole, so it never lands inside one.
+                self._send(conn, b"\x89\x00")
 
     def _send(self, conn: Connection, data: bytes) -> None:
         if not conn.out:
@@ -302,7 +410,12 @@ class EventLoop:
                 out[0] = view[sent:]
                 break
             out.popleft()
-        if not out:
+        if conn.ws is not None:
+            conn.ws.socket_backlog = conn.out_len  # type: ignore[attr-defined]
+            if not out and conn.close_after_send:
+                self._close(conn)
+                return
+        elif not out:
             if conn.close_after_send:
                 self._begin_close(conn)
                 return
@@ -355,6 +468,14 @@ class EventLoop:
         conn.closed = True
         self._conns.pop(conn.fd, None)
         self._lingering.discard(conn)
+        if conn.ws is not None:
+            self._ws_conns.discard(conn)
+            self._ws_closing.discard(conn)
+            # Once finishing, the workers are gone: no more events to run.
+            if conn.busy:
+                conn.ws_gone_pending = True
+            elif not self._finish_deadline:
+                self._ws_task(conn, WS_GONE)
         try:
             self._ep.unregister(conn.fd)
         except (OSError, ValueError):

@@ -45,9 +45,10 @@ class TaskRing[T]:
     def full(self) -> bool:
         return self.in_flight >= self.capacity
 
-    def put(self, item: T) -> bool:
-        """IO thread only. False (item not queued) when the ring is full."""
-        if self.in_flight >= self.capacity:
+    def put(self, item: T, *, force: bool = False) -> bool:
+        """IO thread only. False (item not queued) when the ring is full, unless
+        `force` (WebSocket events: at most one per connection is in flight)."""
+        if self.in_flight >= self.capacity and not force:
             return False
         self.in_flight += 1
         self._queue.put(item)

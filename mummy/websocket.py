@@ -1,0 +1,277 @@
+"""WebSockets (RFC 6455): `WebSocket`, the events a handler receives, and messages.
+
+>>> def on_websocket(ws: mummy.WebSocket, event: mummy.Event, message: mummy.Message | None):
+...     if event is mummy.Event.MESSAGE and message.kind is mummy.MessageKind.TEXT:
+...         ws.send(message.data)  # echo
+
+The frame protocol runs through wsproto on worker threads (and on whichever
+thread calls `send`), so permessage-deflate never runs on the IO thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong
+from wsproto.events import Message as WsprotoMessage
+from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.utilities import RemoteProtocolError
+
+from mummy.core.loop import WS_CLOSING, WS_SEND
+from mummy.errors import MummyError
+
+if TYPE_CHECKING:
+    from mummy.request import Request
+
+log = logging.getLogger("mummy")
+
+
+class Event(enum.Enum):
+    """What happened on a WebSocket: OPEN first, CLOSE last and exactly once."""
+
+    OPEN = "open"
+    MESSAGE = "message"
+    ERROR = "error"
+    CLOSE = "close"
+
+
+class MessageKind(enum.Enum):
+    TEXT = "text"
+    BINARY = "binary"
+    PING = "ping"
+    PONG = "pong"
+
+
+@dataclass(slots=True, frozen=True)
+class Message:
+    """A whole message: `data` is str for TEXT, bytes otherwise."""
+
+    kind: MessageKind
+    data: str | bytes
+
+
+WebSocketCompression = bool | str  # True, False or "context_takeover"
+
+
+def _tokens(values: list[str]) -> set[str]:
+    return {t.strip().lower() for v in values for t in v.split(",")}
+
+
+def open_websocket(
+    request: Request, compression: WebSocketCompression
+) -> tuple[bytes, WSConnection]:
+    """Check an upgrade request (RFC 6455 §4.2.1) and build the 101 response.
+    Raises MummyError saying what is wrong with the handshake."""
+    headers = request.headers
+    problem = None
+    if request.method != "GET" or request.http_version != "HTTP/1.1":
+        problem = "a WebSocket handshake is a GET over HTTP/1.1"
+    elif "upgrade" not in _tokens(headers.get_all("connection")):
+        problem = "the Connection header must contain 'upgrade'"
+    elif "websocket" not in _tokens(headers.get_all("upgrade")):
+        problem = "the Upgrade header must be 'websocket'"
+    elif headers.get("sec-websocket-version") != "13":
+        problem = "unsupported Sec-WebSocket-Version (only version 13 is)"
+    else:
+        try:
+            if len(base64.b64decode(headers.get("sec-websocket-key", ""), validate=True)) != 16:
+                problem = "Sec-WebSocket-Key must be 16 bytes, base64-encoded"
+        except binascii.Error:
+            problem = "Sec-WebSocket-Key is not base64"
+    if problem is not None:
+        raise MummyError(f"Invalid request to upgrade to a WebSocket: {problem}")
+    proto = WSConnection(ConnectionType.SERVER)
+    raw = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers.multi_items()]
+    try:
+        proto.initiate_upgrade_connection(raw, request.uri)
+    except RemoteProtocolError as exc:
+        raise MummyError(f"Invalid request to upgrade to a WebSocket: {exc}") from None
+    extensions: list[Extension] = []
+    if compression:
+        # Without context takeover no zlib state (~256 KB a stream) lives between
+        # messages; RFC 7692 §7.1.1.1-2 lets a server ask for both directions.
+        takeover = compression == "context_takeover"
+        extensions.append(
+            PerMessageDeflate(
+                client_no_context_takeover=not takeover,
+                server_no_context_takeover=not takeover,
+            )
+        )
+    return proto.send(AcceptConnection(extensions=extensions)), proto
+
+
+# Posts a loop item (kind, connection, bytes, websocket) to the IO thread.
+Post = Callable[[tuple[int, Any, bytes, Any]], None]
+
+
+class WebSocket:
+    """One WebSocket connection. `send` and `close` are safe from any thread,
+    including threads outside handlers (broadcasting is normal use). Hashable by
+    identity, so a set of WebSockets is the natural registry of clients.
+
+    `request` is the upgrade request; `close_code` and `close_reason` tell how it
+    ended (read them at CLOSE; 1006 when the peer vanished).
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        proto: WSConnection,
+        conn: Any,
+        post: Post,
+        send_buffer_len: int,
+    ) -> None:
+        self.request = request
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._proto = proto
+        self._conn = conn
+        self._post = post
+        self._send_buffer_len = send_buffer_len
+        # Guards _proto, _unsent and _close_sent: wsproto is not thread-safe, and
+        # sends may come from any thread while a worker feeds it received bytes.
+        self._lock = threading.Lock()
+        self._unsent = 0  # bytes handed to the IO thread and not yet taken
+        self.socket_backlog = 0  # written by the IO thread: bytes waiting for the socket
+        self.awaiting_pong = False  # written by the IO thread (keepalive ping), read here
+        self._fragments: list[str | bytes] = []
+        self._fragments_len = 0
+        self._close_dispatched = False
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.request.remote_address} {self.request.path}>"
+
+    def send(self, data: str | bytes, kind: MessageKind = MessageKind.TEXT) -> None:
+        """Queue one message. Dropped (with a debug log) once the connection is
+        closing. If the peer reads too slowly and more than
+        `websocket_send_buffer_len` bytes are waiting, the message is dropped and
+        the connection closed with 1008."""
+        if kind is MessageKind.TEXT:
+            if not isinstance(data, str):
+                raise MummyError("a TEXT message needs str data (or pass MessageKind.BINARY)")
+            event: Any = WsprotoMessage(data=data)
+        elif isinstance(data, str):
+            raise MummyError(f"a {kind.name} message needs bytes data")
+        elif kind is MessageKind.BINARY:
+            event = WsprotoMessage(data=bytes(data))
+        elif kind is MessageKind.PING:
+            event = Ping(payload=bytes(data))
+        else:
+            event = Pong(payload=bytes(data))
+        overflow = False
+        with self._lock:
+            if self._proto.state is not ConnectionState.OPEN:
+                log.debug("dropped a message to a closing WebSocket")
+                return
+            frame = self._proto.send(event)
+            if self._unsent + self.socket_backlog + len(frame) > self._send_buffer_len:
+                overflow = True
+            else:
+                self._unsent += len(frame)
+                self._post((WS_SEND, self._conn, frame, self))
+        if overflow:
+            log.warning("WebSocket send buffer full (slow reader): closing %r with 1008", self)
+            self.close(1008, "send buffer full")
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the TCP connection is dropped if the peer
+        does not answer within `websocket_close_timeout`."""
+        with self._lock:
+            if self._proto.state is not ConnectionState.OPEN:
+                return
+            frame = self._proto.send(CloseConnection(code=code, reason=reason))
+            self.close_code, self.close_reason = code, reason
+            self._post((WS_CLOSING, self._conn, frame, self))
+
+    # --- for the IO thread and the worker that runs this connection's events -------
+
+    def taken(self, size: int) -> None:
+        """IO thread: `size` bytes of a send left the mailbox."""
+        with self._lock:
+            self._unsent -= size
+
+    def receive(
+        self, data: bytes, max_message_len: int
+    ) -> tuple[list[tuple[Event, Message | None]], bool]:
+        """Worker: feed received bytes; returns the events to dispatch, in order, and
+        whether the TCP connection should be dropped once pending output is sent."""
+        out: list[tuple[Event, Message | None]] = []
+        with self._lock:
+            proto = self._proto
+            if proto.state is ConnectionState.CLOSED:
+                return out, True
+            proto.receive_data(data)
+            for ev in proto.events():
+                if isinstance(ev, CloseConnection):
+                    return [*out, *self._on_close(ev)], True
+                if isinstance(ev, WsprotoMessage):
+                    self._fragments.append(ev.data)
+                    self._fragments_len += len(ev.data)
+                    if self._fragments_len > max_message_len:
+                        # RFC 6455 §7.4.1: 1009, message too big.
+                        self._fragments.clear()
+                        self._fail(1009, "message too big")
+                        return [*out, (Event.ERROR, None)], True
+                    if ev.message_finished:
+                        parts, self._fragments, self._fragments_len = self._fragments, [], 0
+                        if isinstance(ev.data, str):
+                            message = Message(MessageKind.TEXT, "".join(cast(list[str], parts)))
+                        else:
+                            message = Message(
+                                MessageKind.BINARY, b"".join(cast(list[bytes], parts))
+                            )
+                        out.append((Event.MESSAGE, message))
+                elif isinstance(ev, Ping):
+                    # RFC 6455 §5.5.2: answer with a Pong; the handler still sees the PING.
+                    self._post_frame(proto.send(ev.response()))
+                    out.append((Event.MESSAGE, Message(MessageKind.PING, bytes(ev.payload))))
+                elif isinstance(ev, Pong):
+                    self.awaiting_pong = False
+                    out.append((Event.MESSAGE, Message(MessageKind.PONG, bytes(ev.payload))))
+        return out, False
+
+    def _on_close(self, ev: CloseConnection) -> list[tuple[Event, Message | None]]:
+        state = self._proto.state
+        if state is ConnectionState.REMOTE_CLOSING:
+            # The peer started the handshake: echo its code (RFC 6455 §5.5.1).
+            self._post_frame(self._proto.send(ev.response()))
+            self.close_code, self.close_reason = ev.code, ev.reason or ""
+            return []
+        if state is ConnectionState.CLOSED:
+            return []  # the peer answered our Close; close_code is ours
+        # wsproto found a protocol error (1002, 1007...): fail the connection.
+        self._fail(ev.code, ev.reason or "")
+        return [(Event.ERROR, None)]
+
+    def _fail(self, code: int, reason: str) -> None:
+        if self._proto.state is ConnectionState.OPEN:
+            self._post_frame(self._proto.send(CloseConnection(code=code, reason=reason)))
+        self.close_code, self.close_reason = code, reason
+
+    def _post_frame(self, frame: bytes) -> None:
+        self._unsent += len(frame)
+        self._post((WS_SEND, self._conn, frame, self))
+
+    def gone(self) -> list[tuple[Event, Message | None]]:
+        """Worker: the TCP connection is closed; what is left to dispatch."""
+        with self._lock:
+            clean = self._proto.state is ConnectionState.CLOSED or self.close_code is not None
+            if self.close_code is None:
+                self.close_code = 1006  # RFC 6455 §7.1.5: closed without a Close frame
+        return [] if clean else [(Event.ERROR, None)]
+
+    def claim_close(self) -> bool:
+        """Worker: True the first time only; CLOSE is dispatched exactly once."""
+        if self._close_dispatched:
+            return False
+        self._close_dispatched = True
+        return True
