@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 from mummy.core.compression import DecodeError, decode_body
 from mummy.core.connection import Connection
+from mummy.core.http1 import ParsedRequest
 from mummy.core.loop import (
     RESPONSE,
     WS_DONE,
@@ -37,13 +39,15 @@ log = logging.getLogger("mummy")
 
 Handler = Callable[[Request], None]
 
-# Requests queued or running at once; past this the IO thread stops reading (backpressure).
-RING_CAPACITY = 4096
 LISTEN_BACKLOG = 1024
 # Chosen from the size/speed table in docs/compression.md (bench/compression_levels.py).
 DEFAULT_GZIP_LEVEL = 5
 DEFAULT_ZSTD_LEVEL = 3
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+_INTERNAL_ERROR = error_response(500, "the server failed to handle the request")
+_OVERLOADED = error_response(
+    503, "the request waited too long for a worker", headers=(("Retry-After", "1"),)
+)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -77,6 +81,12 @@ class Server:
         gzip_level: int = DEFAULT_GZIP_LEVEL,
         zstd_level: int = DEFAULT_ZSTD_LEVEL,
         access_log: bool = False,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        keep_alive_timeout: float = 30.0,
+        queue_timeout: float | None = None,
+        max_connections: int = 50_000,
+        max_pending_requests: int = 4096,
         websocket_send_buffer_len: int = 1 << 20,
         websocket_ping_interval: float | None = None,
         websocket_close_timeout: float = 5.0,
@@ -126,6 +136,21 @@ class Server:
                 "websocket_compression must be True, False or 'context_takeover', "
                 f"got {websocket_compression!r}"
             )
+        for name, value in (
+            ("header_timeout", header_timeout),
+            ("body_timeout", body_timeout),
+            ("keep_alive_timeout", keep_alive_timeout),
+        ):
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise MummyError(f"{name} must be a number of seconds > 0, got {value!r}")
+        if queue_timeout is not None and not queue_timeout > 0:
+            raise MummyError(f"queue_timeout must be None or > 0 seconds, got {queue_timeout!r}")
+        self.header_timeout = float(header_timeout)
+        self.body_timeout = float(body_timeout)
+        self.keep_alive_timeout = float(keep_alive_timeout)
+        self.queue_timeout = queue_timeout
+        self.max_connections = _positive_int("max_connections", max_connections)
+        self.max_pending_requests = _positive_int("max_pending_requests", max_pending_requests)
         self.websocket_ping_interval = websocket_ping_interval
         self.websocket_close_timeout = websocket_close_timeout
         self.websocket_compression = websocket_compression
@@ -154,12 +179,16 @@ class Server:
         self._port = listener.getsockname()[1]
         if self._log_handler is not None:
             log.addHandler(self._log_handler)
-        ring: TaskRing[Task] = TaskRing(RING_CAPACITY)
+        ring: TaskRing[Task] = TaskRing(self.max_pending_requests)
         self._loop = EventLoop(
             listener,
             ring,
             max_headers_len=self.max_headers_len,
             max_body_len=self.max_body_len,
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            keep_alive_timeout=self.keep_alive_timeout,
+            max_connections=self.max_connections,
             websocket_close_timeout=self.websocket_close_timeout,
             websocket_ping_interval=self.websocket_ping_interval,
         )
@@ -193,6 +222,7 @@ class Server:
 
         Called from the main thread, SIGINT and SIGTERM close the server gracefully.
         """
+        _raise_open_file_limit()
         self.start(port, address)
         restore: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -297,15 +327,35 @@ class Server:
         return self._loop is not None and self._loop.closing
 
     def _run_task(self, task: Task) -> None:
-        """A worker runs this for each request: build the Request, call the handler."""
+        """A worker runs this for each task. Every request task ends with exactly
+        one response posted, whatever fails, so no connection is left hanging."""
         conn, parsed = task
-        ctx = self._ctx
-        assert ctx is not None
         if isinstance(parsed, tuple):
             self._run_websocket_task(conn, parsed[0], parsed[1])
             return
+        request = None
+        try:
+            request = self._make_request(conn, parsed)
+            if request is not None:
+                self._call_handler(request)
+        except BaseException:
+            log.exception("failed to serve %s %s", parsed.head.method, parsed.head.target)
+            if request is None or not request.responded:
+                assert self._ctx is not None
+                self._ctx.post((RESPONSE, conn, _INTERNAL_ERROR, False))
+
+    def _make_request(self, conn: Connection, parsed: ParsedRequest) -> Request | None:
+        """The Request for a parsed request, or None when it was answered already
+        (shed by queue_timeout, a bad target, a body that does not decode)."""
+        ctx = self._ctx
+        assert ctx is not None
         head = parsed.head
         body = parsed.body
+        queue_timeout = self.queue_timeout
+        if queue_timeout is not None and time.monotonic() - parsed.received_at > queue_timeout:
+            # Load shedding: answering late is worse than answering "later".
+            ctx.post((RESPONSE, conn, _OVERLOADED, False))
+            return None
         try:
             path, raw_query = split_target(head.target)
             query = parse_query(raw_query) if raw_query else []
@@ -313,19 +363,22 @@ class Server:
                 body = decode_body(body, head.content_encoding, self.max_body_len)
         except TargetError as exc:
             ctx.post((RESPONSE, conn, error_response(400, str(exc)), False))
-            return
+            return None
         except DecodeError as exc:
             ctx.post((RESPONSE, conn, error_response(exc.status, str(exc)), False))
-            return
-        request = Request(head, body, path, query, conn.remote_address, conn, ctx)
+            return None
+        return Request(head, body, path, query, conn.remote_address, conn, ctx)
+
+    def _call_handler(self, request: Request) -> None:
         try:
             self.handler(request)
-        except Exception:
-            log.exception("handler raised on %s %s", head.method, head.target)
+        except BaseException:
+            # Any exception, even SystemExit: a handler never takes a worker down.
+            log.exception("handler raised on %s %s", request.method, request.uri)
         else:
             if request.responded:
                 return
-            log.error("handler returned without responding to %s %s", head.method, head.target)
+            log.error("handler returned without responding to %s %s", request.method, request.uri)
         if not request.responded:
             try:
                 request.respond(500, _TEXT, "Internal Server Error\n")
@@ -370,6 +423,19 @@ class Server:
             handler(ws, event, message)
         except Exception:
             log.exception("WebSocket handler raised on %s", event.name)
+
+
+def _raise_open_file_limit() -> None:
+    """Each connection is a file descriptor: raise the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d: %s", soft, exc)
+    log.info("open-file limit: %d", soft)
 
 
 def _gil_enabled() -> bool:

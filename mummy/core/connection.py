@@ -15,19 +15,21 @@ class Connection:
         "busy",
         "close_after_send",
         "closed",
+        "deadline",
         "eof",
         "events",
         "fd",
         "inbuf",
-        "linger_until",
+        "lingering",
         "out",
         "out_len",
         "parser",
         "remote_address",
         "sock",
         "stalled",
+        "timer_key",
+        "timer_kind",
         "ws",
-        "ws_close_deadline",
         "ws_gone_pending",
     )
 
@@ -43,10 +45,13 @@ class Connection:
         self.busy = False  # a request of this connection is with a worker
         self.eof = False  # the peer shut down its sending side
         self.close_after_send = False  # close once `out` is flushed
-        self.linger_until = 0.0  # > 0: write side shut, discarding input until then
+        self.lingering = False  # write side shut, discarding input until the timer fires
         self.stalled = False  # a complete request waits for room in the ring
         self.closed = False
+        # The connection's one timer (mummy.core.timers): what it waits for, and until when.
+        self.deadline = 0.0
+        self.timer_kind = 0
+        self.timer_key = 0
         # WebSocket mode, after a 101: the WebSocket object (opaque to the loop).
         self.ws: object | None = None
-        self.ws_close_deadline = 0.0  # we sent a Close: drop the TCP connection at this time
         self.ws_gone_pending = False  # closed while an event ran: report it when that ends

@@ -61,6 +61,7 @@ class RequestHead:
 class ParsedRequest:
     head: RequestHead
     body: bytes
+    received_at: float = 0.0  # time.monotonic() when it went to the workers
 
 
 def parse_head_fast(text: str) -> tuple[str, str, str, list[tuple[str, str]]] | None:

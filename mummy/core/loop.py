@@ -24,6 +24,7 @@ from mummy.core.connection import Connection
 from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
 from mummy.core.response import error_response
 from mummy.core.ring import Mailbox, TaskRing
+from mummy.core.timers import TimerWheel
 
 log = logging.getLogger("mummy")
 
@@ -34,6 +35,14 @@ LINGER_SECONDS = 2.0
 # Stop parsing a connection's pipelined requests while this much output is unsent.
 MAX_PENDING_OUTPUT = 256 * 1024
 ACCEPT_PAUSE_SECONDS = 0.1
+TIMER_CHECK_SECONDS = 0.25
+
+# What a connection's timer waits for (Connection.timer_kind).
+T_HEAD = 1  # a complete request head (header_timeout; slowloris)
+T_BODY = 2  # the next body bytes (body_timeout)
+T_IDLE = 3  # the next request on a kept-alive connection (keep_alive_timeout)
+T_LINGER = 4  # the end of a graceful close (LINGER_SECONDS)
+T_WS_CLOSE = 5  # the peer's Close frame after ours (websocket_close_timeout)
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 EPOLLIN = select.EPOLLIN
@@ -67,6 +76,10 @@ class EventLoop:
         *,
         max_headers_len: int,
         max_body_len: int,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        keep_alive_timeout: float = 30.0,
+        max_connections: int = 50_000,
         websocket_close_timeout: float = 5.0,
         websocket_ping_interval: float | None = None,
     ) -> None:
@@ -80,12 +93,17 @@ class EventLoop:
         self._ws_close_timeout = websocket_close_timeout
         self._ws_ping_interval = websocket_ping_interval
         self._ws_conns: set[Connection] = set()
-        self._ws_closing: set[Connection] = set()
         self._next_ping = 0.0
+        self._header_timeout = header_timeout
+        self._body_timeout = body_timeout
+        self._keep_alive_timeout = keep_alive_timeout
+        self._max_connections = max_connections
+        self._wheel: TimerWheel[Connection] = TimerWheel()
+        self._next_timer_check = 0.0
+        self._accepting = True  # the listener is registered with epoll
         self._ep = select.epoll()
         self._conns: dict[int, Connection] = {}
         self._stalled: deque[Connection] = deque()
-        self._lingering: set[Connection] = set()
         self._accept_paused_until = 0.0
         # Control flags, set by other threads, then a None is posted to wake the loop.
         self._stop_accepting = False
@@ -117,7 +135,7 @@ class EventLoop:
         conns = self._conns
         try:
             while True:
-                for fd, mask in ep.poll(0.2 if self._has_timers() else -1):
+                for fd, mask in ep.poll(TIMER_CHECK_SECONDS):
                     if fd == wake_fd:
                         self._take_responses()
                     elif fd == listen_fd:
@@ -133,44 +151,58 @@ class EventLoop:
                             self._flush(conn)
                         if mask & ~EPOLLOUT and not conn.closed:
                             self._read(conn)
-                if self._has_timers() and self._timers():
-                    return
+                now = time.monotonic()
+                if now >= self._next_timer_check:
+                    self._next_timer_check = now + TIMER_CHECK_SECONDS
+                    if self._timers(now):
+                        return
         finally:
             self._shutdown()
 
-    def _has_timers(self) -> bool:
-        return bool(
-            self._lingering
-            or self._accept_paused_until
-            or self._finish_deadline
-            or self._ws_closing
-            or (self._ws_ping_interval and self._ws_conns)
-        )
-
-    def _timers(self) -> bool:
-        """Expire lingering closes, WebSocket close handshakes and paused accepts;
-        send keepalive pings; True when the loop should end."""
-        now = time.monotonic()
-        for conn in [c for c in self._lingering if c.linger_until <= now]:
-            self._close(conn)
-        for conn in [c for c in self._ws_closing if c.ws_close_deadline <= now]:
-            self._close(conn)
+    def _timers(self, now: float) -> bool:
+        """Fire expired connection timers, send keepalive pings, resume paused
+        accepts; True when the loop should end."""
+        for conn in self._wheel.expired(now):
+            self._expire(conn)
         if self._ws_ping_interval and self._ws_conns and now >= self._next_ping:
             self._ping_websockets(now)
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
-            if not self._stop_accepting:
-                self._ep.register(self._listener.fileno(), EPOLLIN)
+            self._resume_accepting()
         if self._finish_deadline:
             flushed = not any(c.out for c in self._conns.values())
             return flushed or now >= self._finish_deadline
         return False
 
+    def _expire(self, conn: Connection) -> None:
+        kind = conn.timer_kind
+        conn.timer_kind = 0
+        if kind == T_BODY or (kind == T_HEAD and (conn.inbuf or not conn.parser.idle)):
+            # RFC 9110 §15.5.9: the client was mid-request; tell it why we close.
+            self._reject(conn, 408, "request not received in time")
+        else:
+            # An idle or silent connection, a linger or a Close handshake that ran out.
+            self._close(conn)
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            self._ep.unregister(self._listener.fileno())
+
+    def _resume_accepting(self) -> None:
+        if (
+            not self._accepting
+            and not self.closing
+            and not self._accept_paused_until
+            and len(self._conns) < self._max_connections
+        ):
+            self._accepting = True
+            self._ep.register(self._listener.fileno(), EPOLLIN)
+
     def _control(self) -> None:
         if self._stop_accepting and not self.closing:
+            self._pause_accepting()
             self.closing = True
-            if not self._accept_paused_until:
-                self._ep.unregister(self._listener.fileno())
             self._listener.close()
             for conn in list(self._conns.values()):
                 if conn.ws is not None:
@@ -218,6 +250,12 @@ class EventLoop:
             self._conns[conn.fd] = conn
             conn.events = EPOLLIN
             self._ep.register(conn.fd, EPOLLIN)
+            self._wheel.arm(conn, time.monotonic() + self._header_timeout, T_HEAD)
+            if len(self._conns) >= self._max_connections:
+                # Leave further clients in the kernel's backlog until some leave.
+                log.warning("max_connections (%d) reached; not accepting", self._max_connections)
+                self._pause_accepting()
+                return
 
     def _read(self, conn: Connection) -> None:
         try:
@@ -228,14 +266,14 @@ class EventLoop:
             self._close(conn)
             return
         if not data:
-            if conn.eof or conn.linger_until or conn.ws is not None or not (conn.busy or conn.out):
+            if conn.eof or conn.lingering or conn.ws is not None or not (conn.busy or conn.out):
                 self._close(conn)
             else:
                 conn.eof = True  # half-closed: answer what is with a worker, then close
                 conn.close_after_send = True
                 self._update_events(conn)
             return
-        if conn.linger_until:
+        if conn.lingering:
             return  # discarded, see LINGER_SECONDS
         conn.inbuf += data
         if conn.ws is not None:
@@ -252,7 +290,7 @@ class EventLoop:
 
     def _advance(self, conn: Connection) -> None:
         """Parse and dispatch the next request of an idle connection, if complete."""
-        if conn.close_after_send or conn.linger_until or conn.out_len > MAX_PENDING_OUTPUT:
+        if conn.close_after_send or conn.lingering or conn.out_len > MAX_PENDING_OUTPUT:
             self._update_events(conn)
             return
         if self.closing:
@@ -263,6 +301,7 @@ class EventLoop:
             if not conn.stalled:
                 conn.stalled = True
                 self._stalled.append(conn)
+                self._wheel.disarm(conn)  # waiting for us, not for the client
             self._update_events(conn)
             return
         try:
@@ -275,11 +314,26 @@ class EventLoop:
                 # RFC 9110 §10.1.1: the client waits for this before sending the body.
                 conn.parser.continue_due = False
                 self._send(conn, CONTINUE_100)
+            self._arm_read_timer(conn)
             self._update_events(conn)
             return
         conn.busy = True
+        self._wheel.disarm(conn)
+        request.received_at = time.monotonic()
         self._ring.put((conn, request))
         self._update_events(conn)
+
+    def _arm_read_timer(self, conn: Connection) -> None:
+        """Arm the timer for what `conn` is waiting to receive."""
+        now = time.monotonic()
+        if not conn.parser.idle:
+            # Between body bytes; every arrival pushes the deadline back.
+            self._wheel.arm(conn, now + self._body_timeout, T_BODY)
+        elif conn.inbuf:
+            if conn.timer_kind != T_HEAD:  # the head's deadline is not pushed back
+                self._wheel.arm(conn, now + self._header_timeout, T_HEAD)
+        elif conn.timer_kind not in (T_HEAD, T_IDLE):
+            self._wheel.arm(conn, now + self._keep_alive_timeout, T_IDLE)
 
     def _take_responses(self) -> None:
         for item in self.mailbox.drain():
@@ -313,8 +367,7 @@ class EventLoop:
             elif kind == WS_CLOSING:
                 if not conn.closed:
                     self._send(conn, data)
-                    conn.ws_close_deadline = time.monotonic() + self._ws_close_timeout
-                    self._ws_closing.add(conn)
+                    self._wheel.arm(conn, time.monotonic() + self._ws_close_timeout, T_WS_CLOSE)
             elif kind == WS_DROP and not conn.closed:
                 conn.close_after_send = True
                 if not conn.out:
@@ -347,6 +400,7 @@ class EventLoop:
         if conn.closed:
             return
         conn.ws = ws
+        self._wheel.disarm(conn)
         self._ws_conns.add(conn)
         self._ws_task(conn, WS_OPEN)
 
@@ -441,16 +495,16 @@ class EventLoop:
         except OSError:
             self._close(conn)
             return
-        conn.linger_until = time.monotonic() + LINGER_SECONDS
+        conn.lingering = True
         conn.inbuf.clear()
-        self._lingering.add(conn)
+        self._wheel.arm(conn, time.monotonic() + LINGER_SECONDS, T_LINGER)
         self._update_events(conn)
 
     def _update_events(self, conn: Connection) -> None:
         if conn.closed:
             return
         mask = EPOLLOUT if conn.out else 0
-        if conn.linger_until:
+        if conn.lingering:
             mask |= EPOLLIN
         elif not conn.eof and not conn.close_after_send:
             if conn.busy or conn.stalled:
@@ -467,10 +521,9 @@ class EventLoop:
             return
         conn.closed = True
         self._conns.pop(conn.fd, None)
-        self._lingering.discard(conn)
+        self._wheel.remove(conn)
         if conn.ws is not None:
             self._ws_conns.discard(conn)
-            self._ws_closing.discard(conn)
             # Once finishing, the workers are gone: no more events to run.
             if conn.busy:
                 conn.ws_gone_pending = True
@@ -481,3 +534,5 @@ class EventLoop:
         except (OSError, ValueError):
             pass
         conn.sock.close()
+        if not self._accepting:
+            self._resume_accepting()

@@ -115,12 +115,14 @@ def serialize(
     return b"".join(out), keep_alive
 
 
-def error_response(status: int, message: str, *, close: bool = True) -> bytes:
+def error_response(
+    status: int, message: str, *, close: bool = True, headers: tuple[tuple[str, str], ...] = ()
+) -> bytes:
     """A small plain-text response the server sends on its own (4xx/5xx)."""
     body = f"{status} {_REASONS.get(status, 'Error')}: {message}\n".encode()
     wire, _ = serialize(
         status,
-        [("Content-Type", "text/plain; charset=utf-8")],
+        [("Content-Type", "text/plain; charset=utf-8"), *headers],
         body,
         head_request=False,
         http10=False,
