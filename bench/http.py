@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -40,6 +41,8 @@ APPS = BENCH / "apps"
 VENVS = BENCH / ".venvs"
 RESULTS = BENCH / "results"
 LOGS = RESULTS / "logs"
+SNAPSHOT = RESULTS / "mummy-snapshot"
+RUNS = RESULTS / "runs"
 
 HOST = "127.0.0.1"
 CORES = os.cpu_count() or 1
@@ -50,6 +53,7 @@ WARMUP_S = 1
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 PIP_TIMEOUT_S = 900
+OTHER_CPU_WARN = 0.2  # cores used by unrelated processes before a cell is flagged
 
 INTERPRETER_LABEL = {"ft": "3.13t", "gil": "3.13"}
 DEFAULT_INTERPRETER = {
@@ -123,6 +127,8 @@ class Cell:
     socket_errors: dict[str, int] = field(default_factory=dict)
     non_2xx: int = 0
     gil_enabled: bool | None = None
+    server_cpu: float | None = None  # cores the server used during the run
+    other_cpu: float | None = None  # cores used by everything but the server and wrk
     error: str | None = None
     reference: bool = False
     wrk_output: str = ""
@@ -131,8 +137,21 @@ class Cell:
 # Commands for each server. All bind 127.0.0.1; peers import their app from bench/apps.
 
 
-def mummy_command(venv: Path, port: int, pool: int) -> list[str]:
-    return [str(venv / "bin/python"), str(REPO / "examples/bench_app.py"), str(port), str(pool)]
+def mummy_command(venv: Path, port: int, pool: int, *, app: Path) -> list[str]:
+    return [str(venv / "bin/python"), str(app), str(port), str(pool)]
+
+
+def snapshot_mummy() -> Path:
+    """Copy mummy/ and the bench app aside, so that edits made to the tree during the run
+    don't change what is measured: the app's directory comes first on its `sys.path`, ahead
+    of the editable install. Returns the app to run."""
+    SNAPSHOT.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(SNAPSHOT / "mummy", ignore_errors=True)
+    shutil.copytree(
+        REPO / "mummy", SNAPSHOT / "mummy", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy2(REPO / "examples/bench_app.py", SNAPSHOT / "bench_app.py")
+    return SNAPSHOT / "bench_app.py"
 
 
 def granian_command(venv: Path, port: int, pool: int) -> list[str]:
@@ -267,9 +286,12 @@ def ensure_peer_venv(peer: Peer, interp: str, python: Path) -> tuple[Path | None
     return venv, done.stdout.strip()
 
 
-def import_gil_state(venv: Path, modules: str) -> bool | None:
-    """Whether importing `modules` in that venv leaves the GIL on (for servers without /gil)."""
-    code = f"import sys\nimport {modules}\nprint(getattr(sys, '_is_gil_enabled', lambda: True)())"
+def import_gil_state(venv: Path, modules: str, path: Path) -> bool | None:
+    """Whether importing `modules` (from `path` first) in that venv leaves the GIL on."""
+    code = (
+        f"import sys\nsys.path.insert(0, {str(path)!r})\nimport {modules}\n"
+        "print(getattr(sys, '_is_gil_enabled', lambda: True)())"
+    )
     done = subprocess.run(
         [str(venv / "bin/python"), "-c", code], capture_output=True, text=True, timeout=120
     )
@@ -277,6 +299,48 @@ def import_gil_state(venv: Path, modules: str) -> bool | None:
 
 
 # Running one cell.
+
+
+# CPU accounting, to flag cells that other work on this shared machine disturbed.
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    when: float
+    machine_busy: int  # ticks, all CPUs, from /proc/stat
+    server: int  # ticks used by the server's process group
+    children: float  # seconds used by this script's finished children (wrk)
+
+
+def group_ticks(pgid: int) -> int:
+    """utime + stime of the live processes in a process group."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # fields[0] is the state; pgrp is two on
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def cpu_snapshot(pgid: int) -> CpuSnapshot:
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4]  # all but idle and iowait (guest is in user)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return CpuSnapshot(time.monotonic(), busy, group_ticks(pgid), usage.ru_utime + usage.ru_stime)
+
+
+def cpu_shares(before: CpuSnapshot, after: CpuSnapshot) -> tuple[float, float]:
+    """(server, other) CPU use over the interval, in cores."""
+    elapsed = max(after.when - before.when, 1e-6)
+    server = (after.server - before.server) / CLK_TCK
+    wrk = after.children - before.children
+    busy = (after.machine_busy - before.machine_busy) / CLK_TCK
+    return server / elapsed, max(busy - server - wrk, 0.0) / elapsed
 
 
 def free_port() -> int:
@@ -397,12 +461,14 @@ def run_cell(spec: ServerSpec, load: Load, wrk: str, duration: int) -> Cell:
                 capture_output=True,
                 timeout=WARMUP_S + 30,
             )
+            before = cpu_snapshot(proc.pid)
             done = subprocess.run(
                 wrk_command(wrk, port, load, duration),
                 capture_output=True,
                 text=True,
                 timeout=duration + 60,
             )
+            cell.server_cpu, cell.other_cpu = cpu_shares(before, cpu_snapshot(proc.pid))
             cell.wrk_output = done.stdout + done.stderr
             for key, value in parse_wrk(cell.wrk_output).items():
                 setattr(cell, key, value)
@@ -427,7 +493,10 @@ def served_gil_state(spec: ServerSpec, port: int) -> bool | None:
         status, body = 0, b""
     if status == 200:
         return body.strip() == b"True"
-    return import_gil_state(spec.venv, "mummy") if spec.name.startswith("mummy") else None
+    if not spec.name.startswith("mummy"):
+        return None
+    app = Path(spec.command(spec.venv, port, 1)[1])  # mummy's argv: python app port workers
+    return import_gil_state(spec.venv, "mummy", app.parent)
 
 
 # Building the run.
@@ -441,6 +510,8 @@ def build_specs(
     specs: list[ServerSpec] = []
     failures: dict[str, str] = {}
     versions: dict[str, str] = {}
+    app = REPO / "examples/bench_app.py" if args.live else snapshot_mummy()
+    run_mummy = functools.partial(mummy_command, app=app)
 
     for interp in ("ft", "gil"):
         venv = REPO / f".venv-{interp}"
@@ -452,7 +523,7 @@ def build_specs(
                 "mummy",
                 interp,
                 venv,
-                mummy_command,
+                run_mummy,
                 mummy_settings,
                 pool=args.mummy_workers,
                 reference=interp == "ft",
@@ -465,7 +536,7 @@ def build_specs(
                     "mummy (sweep)",
                     "ft",
                     REPO / ".venv-ft",
-                    mummy_command,
+                    run_mummy,
                     mummy_settings,
                     pool=n,
                     paths=("/", "/cpu"),
@@ -506,7 +577,7 @@ def build_specs(
     return specs, failures, versions
 
 
-def machine_info(wrk: str) -> dict[str, object]:
+def machine_info(wrk: str, live: bool) -> dict[str, object]:
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -516,9 +587,19 @@ def machine_info(wrk: str) -> dict[str, object]:
     except OSError:
         pass
     wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "mummy", "examples"], capture_output=True, text=True
+    )
+    revision = commit.stdout.strip() or "unknown"
+    if dirty.stdout.strip():
+        revision += " + uncommitted changes in mummy/ or examples/"
+    revision += " (working tree, live)" if live else " (copied when the run started)"
     return {
         "cpu": model,
         "cores": CORES,
+        "mummy_revision": revision,
         "platform": platform.platform(),
         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "wrk": wrk_version.strip().splitlines()[0] if wrk_version.strip() else "wrk",
@@ -537,6 +618,10 @@ def fmt_p99(cell: Cell) -> str:
     if cell.p99_ms is None:
         return "—"
     return f"{cell.p99_ms:.2f} ms" if cell.p99_ms < 100 else f"{cell.p99_ms:,.0f} ms"
+
+
+def fmt_cpu(cell: Cell) -> str:
+    return "—" if cell.server_cpu is None else f"{cell.server_cpu:.2f}"
 
 
 def fmt_ratio(cell: Cell, reference: Cell | None) -> str:
@@ -560,6 +645,8 @@ def problems(cell: Cell) -> str:
         notes.append("socket errors " + ", ".join(f"{k} {v}" for k, v in errors.items()))
     if cell.non_2xx:
         notes.append(f"{cell.non_2xx} non-2xx/3xx")
+    if cell.other_cpu is not None and cell.other_cpu > OTHER_CPU_WARN:
+        notes.append(f"other processes used {cell.other_cpu:.2f} cores during the run")
     return "; ".join(notes)
 
 
@@ -575,19 +662,21 @@ def markdown(
         "",
         f"- Date: {machine['date']}",
         f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['platform']}",
+        f"- mummy: {machine['mummy_revision']}",
         f"- Load average at start: {machine['load_average_at_start']}",
         f"- Client: {machine['wrk']}, `wrk -t{WRK_THREADS} -c<conns> -d{duration}s --latency`"
         f" after a {WARMUP_S} s warm-up, on the same machine as the server (loopback)",
         "",
-        "| server | interpreter | settings | path | conns | req/s | p99 | mummy-3.13t ÷ row |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "| server | interpreter | settings | path | conns | req/s | p99 | server CPU"
+        " | mummy-3.13t ÷ row |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     refs = {c.path: c for c in cells if c.reference}
     for load in LOADS:
         for cell in (c for c in cells if c.path == load.path):
             out.append(
                 f"| {cell.server} | {interpreter_column(cell)} | {cell.settings} | {cell.path}"
-                f" | {cell.connections} | {fmt_rps(cell)} | {fmt_p99(cell)}"
+                f" | {cell.connections} | {fmt_rps(cell)} | {fmt_p99(cell)} | {fmt_cpu(cell)}"
                 f" | {fmt_ratio(cell, refs.get(cell.path))} |"
             )
     out += [
@@ -601,8 +690,9 @@ def markdown(
         "- uvicorn is async: its `/sleep` is `await asyncio.sleep(0.01)` (no thread held) and"
         " its `/cpu` loop runs inline on the event loop; the others block a pool thread in"
         " `time.sleep(0.01)`.",
-        "- wrk and the server share the machine's cores, so CPU-bound rows are understated"
-        " for every server alike.",
+        "- Server CPU: cores the server's processes used during the timed run (from /proc)."
+        f" wrk shares the same {CORES} cores, so CPU-bound rows are understated for every"
+        " server alike.",
         "- waitress runs with `--connection-limit=1000` (its default of 100 would sit exactly"
         " at the `/sleep` connection count).",
     ]
@@ -636,9 +726,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run mummy-3.13t on / and /cpu with these worker counts, e.g. 2,8,20",
     )
     parser.add_argument(
-        "--servers", help="comma-separated peers to include (default: all); mummy always runs"
+        "--servers",
+        help="comma-separated peers to include (default: all; `mummy`: mummy alone);"
+        " mummy always runs",
     )
     parser.add_argument("--paths", help="comma-separated paths to run (default: /,/sleep,/cpu)")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="run mummy from the working tree, not from a copy taken when the run starts",
+    )
     parser.add_argument(
         "--ft-only",
         action="store_true",
@@ -647,6 +744,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 3
+    known = {peer.name for peer in PEERS} | {"mummy", "none"}
+    if args.servers and not set(args.servers.split(",")) <= known:
+        parser.error(f"--servers takes names from {', '.join(sorted(known))}")
+    if args.paths and not set(args.paths.split(",")) <= {load.path for load in LOADS}:
+        parser.error("--paths takes /, /sleep and /cpu")
     if not 1 <= args.duration <= 120:
         parser.error("--duration must be between 1 and 120 seconds")
     if len(args.sweep) > 8:
@@ -661,7 +763,8 @@ def main() -> None:
     nofile = raise_nofile()
     wrk = ensure_wrk()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    LOGS.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(LOGS, ignore_errors=True)  # only this run's logs
+    LOGS.mkdir(parents=True)
     VENVS.mkdir(parents=True, exist_ok=True)
 
     interpreters = {interp: find_interpreter(interp) for interp in ("ft", "gil")}
@@ -672,7 +775,7 @@ def main() -> None:
     if args.paths:
         loads = [load for load in LOADS if load.path in args.paths.split(",")]
 
-    machine = machine_info(wrk)
+    machine = machine_info(wrk, args.live)
     plan = [(s, load) for load in loads for s in specs if not s.paths or load.path in s.paths]
     estimate = len(plan) * (args.duration + WARMUP_S + 3)
     print(f"{machine['date']}  {machine['cpu']}, {CORES} cores")
@@ -684,13 +787,19 @@ def main() -> None:
 
     cells: list[Cell] = []
     for spec, load in plan:
-        print(f"  {spec.name:<14} {spec.label:<6} {load.path:<7}", end=" ", flush=True)
+        settings = spec.settings(spec.pool_for(load.path))
+        print(
+            f"  {spec.name:<13} {spec.label:<6} {load.path:<7} {settings:<42}", end="", flush=True
+        )
         cell = run_cell(spec, load, wrk, args.duration)
         cells.append(cell)
-        print(f"{fmt_rps(cell):>9} req/s  p99 {fmt_p99(cell):>10}  {problems(cell)}", flush=True)
+        print(
+            f"{fmt_rps(cell):>9} req/s  p99 {fmt_p99(cell):>10}  cpu {fmt_cpu(cell):>4}"
+            f"  {problems(cell)}",
+            flush=True,
+        )
 
     report = markdown(cells, machine, failures, versions, args.duration)
-    (RESULTS / "http.md").write_text(report)
     payload = {
         "machine": machine,
         "duration_s": args.duration,
@@ -699,10 +808,15 @@ def main() -> None:
         "install_failures": failures,
         "versions": versions,
     }
-    (RESULTS / "http.json").write_text(json.dumps(payload, indent=2) + "\n")
+    # http.md/json are the latest run; runs/ keeps every run (a partial one too).
+    stamp = re.sub(r"[^0-9T]", "", str(machine["date"]))[:15]
+    RUNS.mkdir(parents=True, exist_ok=True)
+    for target in (RESULTS / "http", RUNS / f"http-{stamp}"):
+        target.with_suffix(".md").write_text(report)
+        target.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
     print()
     print(report)
-    print(f"wrote {(RESULTS / 'http.md').relative_to(REPO)} and http.json", flush=True)
+    print(f"wrote bench/results/http.md, http.json and runs/http-{stamp}.*", flush=True)
 
 
 if __name__ == "__main__":
