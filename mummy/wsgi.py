@@ -1,0 +1,562 @@
+"""Run a PEP 3333 (WSGI) application, such as Flask or Django, on mummy's workers.
+
+>>> from mummy.wsgi import WSGIAdapter
+>>> mummy.Server(WSGIAdapter(flask_app)).serve(8080)
+
+`WSGIAdapter(app)` is an ordinary mummy handler: each request runs the application
+on a worker thread, with an environ built from the complete, in-memory request.
+
+Responses are in memory too, as everything in mummy: the adapter runs the application,
+collects its whole iterable (and whatever it passed to `write()`), closes it, and only
+then calls `request.respond()`, so mummy's compression and keep-alive apply. A
+"streaming" response therefore reaches the client in one piece once it has ended, and a
+generator that never ends holds its worker forever: streaming and server-sent events are
+not supported over WSGI.
+
+`forwarded_allow_ips` names the proxies whose `Forwarded` / `X-Forwarded-For` /
+`X-Forwarded-Proto` headers are believed (comma-separated IPs or networks, or "*");
+by default nobody's are. docs/wsgi.md has the details.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from urllib.parse import unquote_to_bytes, urlsplit
+from wsgiref.types import WSGIApplication, WSGIEnvironment
+
+from mummy.errors import MummyError
+from mummy.request import Request
+
+__all__ = ["ErrorStream", "TrustedProxies", "WSGIAdapter"]
+
+type ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+type OptExcInfo = ExcInfo | tuple[None, None, None]
+
+errors_log = logging.getLogger("mummy.wsgi")
+
+# RFC 9110 §7.6.1: meaningful for one connection only; mummy frames and manages its own.
+_HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    )
+)
+_NO_BODY_STATUSES = frozenset((204, 304))
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_SCHEMES = frozenset(("http", "https"))
+
+type IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ErrorStream:
+    """`wsgi.errors`: text written here is logged to the logger "mummy.wsgi" at ERROR
+    level, one record per write that ends a line (or per `flush()`).
+
+    One per request, written by the thread that runs its application.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+
+    def write(self, text: str, /) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"wsgi.errors takes str, not {type(text).__name__}")
+        self._pending.append(text)
+        if text.endswith("\n"):
+            self.flush()
+        return len(text)
+
+    def writelines(self, lines: Iterable[str], /) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            text = "".join(self._pending).rstrip("\n")
+            self._pending.clear()
+            if text:
+                errors_log.error("%s", text)
+
+
+class TrustedProxies:
+    """The peers whose forwarding headers are believed: `forwarded_allow_ips`.
+
+    >>> TrustedProxies("127.0.0.1, 10.0.0.0/8").trusts("10.1.2.3")
+    True
+
+    Accepts a comma-separated string or a list of IP addresses and networks; "*"
+    trusts every peer; None or "" trusts none. Read-only once made.
+    """
+
+    __slots__ = ("_everyone", "_networks")
+
+    def __init__(self, allow: str | list[str] | None = None) -> None:
+        if allow is None:
+            entries: list[str] = []
+        elif isinstance(allow, str):
+            entries = allow.split(",")
+        elif isinstance(allow, list) and all(isinstance(entry, str) for entry in allow):
+            entries = allow
+        else:
+            raise MummyError(f"forwarded_allow_ips must be a str or a list of str, got {allow!r}")
+        self._everyone = False
+        networks: list[IPNetwork] = []
+        for raw in entries:
+            entry = raw.strip()
+            if not entry:
+                continue
+            if entry == "*":
+                self._everyone = True
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise MummyError(
+                    f"forwarded_allow_ips: {entry!r} is not an IP address or network "
+                    '(write e.g. "127.0.0.1,10.0.0.0/8", or "*" to trust every peer)'
+                ) from None
+        self._networks = tuple(networks)
+
+    @property
+    def anyone(self) -> bool:
+        """True when some peer may be trusted (the headers are worth reading)."""
+        return self._everyone or bool(self._networks)
+
+    def trusts(self, address: str) -> bool:
+        if self._everyone:
+            return True
+        if not self._networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self._networks)
+
+
+def _node(value: str) -> str:
+    """The address in a forwarding hop: '[2001:db8::1]:80' -> '2001:db8::1',
+    '192.0.2.1:80' -> '192.0.2.1'; anything else ('unknown', '_hidden') as is."""
+    value = value.strip()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end > 0 else value
+    if value.count(":") == 1:
+        return value.partition(":")[0]
+    return value
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    start = 0
+    quoted = escaped = False
+    for i, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        inner = value[1:-1]
+        out: list[str] = []
+        escaped = False
+        for char in inner:
+            if char == "\\" and not escaped:
+                escaped = True
+                continue
+            out.append(char)
+            escaped = False
+        return "".join(out)
+    return value
+
+
+def parse_forwarded(values: list[str]) -> list[dict[str, str]]:
+    """RFC 7239 §4: the `Forwarded` field values as a list of hops (client-most first),
+    each a dict of lower-cased parameter names to unquoted values. Pairs that cannot be
+    read are left out of their hop; the hop stays, so that positions are kept."""
+    hops: list[dict[str, str]] = []
+    for value in values:
+        for element in _split_outside_quotes(value, ","):
+            if not element.strip():
+                continue
+            hop: dict[str, str] = {}
+            for pair in _split_outside_quotes(element, ";"):
+                name, sep, raw = pair.partition("=")
+                name = name.strip().lower()
+                if sep and name and name not in hop:
+                    hop[name] = _unquote(raw)
+            hops.append(hop)
+    return hops
+
+
+def client_from_headers(
+    trusted: TrustedProxies,
+    forwarded: list[str],
+    x_forwarded_for: list[str],
+    x_forwarded_proto: list[str],
+) -> tuple[str | None, str | None]:
+    """(client address, scheme) told by the proxies' headers, either None when the
+    headers do not say; the caller has checked that the peer itself is trusted.
+
+    The client is the right-most hop that is not a trusted proxy (each proxy appends
+    the address it received from), or the left-most hop when all are trusted.
+    `Forwarded` (RFC 7239) wins over the X-Forwarded-* pair when both are present.
+    """
+    if forwarded:
+        hops = parse_forwarded(forwarded)
+        if not hops:
+            return None, None
+        chosen = hops[0]
+        for hop in reversed(hops):
+            node = _node(hop["for"]) if "for" in hop else None
+            if node is None or not trusted.trusts(node):
+                chosen = hop
+                break
+        address = _node(chosen["for"]) if chosen.get("for") else None
+        proto = chosen.get("proto", "").lower()
+        return address or None, proto if proto in _SCHEMES else None
+    address = None
+    entries = [e.strip() for v in x_forwarded_for for e in v.split(",") if e.strip()]
+    if entries:
+        address = _node(entries[0])
+        for entry in reversed(entries):
+            node = _node(entry)
+            if not trusted.trusts(node):
+                address = node
+                break
+    scheme = None
+    protos = [p.strip().lower() for v in x_forwarded_proto for p in v.split(",") if p.strip()]
+    # The right-most value is the one the proxy that talks to us wrote.
+    if protos and protos[-1] in _SCHEMES:
+        scheme = protos[-1]
+    return address or None, scheme
+
+
+def split_uri(uri: str) -> tuple[str, str, str | None]:
+    """(PATH_INFO, QUERY_STRING, authority) of a request-target.
+
+    PATH_INFO is the percent-decoded path as bytes, decoded as latin-1 (PEP 3333's
+    "bytes in a str"): '/caf%C3%A9' -> '/caf\\xc3\\xa9'. QUERY_STRING is raw. The
+    authority is that of an absolute-form target ('http://host:port/...'), else None.
+    "*" (OPTIONS) and authority-form (CONNECT) targets have an empty PATH_INFO.
+    """
+    if uri.startswith("/"):
+        path, _, query = uri.partition("?")
+        authority = None
+    elif "://" in uri:
+        parts = urlsplit(uri)
+        path, query, authority = parts.path or "/", parts.query, parts.netloc or None
+    else:
+        return "", "", None
+    if "%" in path:
+        # The request line is read as latin-1, so this round-trips the bytes as sent.
+        path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
+    return path, query, authority
+
+
+def _split_host(host: str) -> tuple[str, str | None]:
+    """('example.com', '8080') from 'example.com:8080'; IPv6 literals keep their brackets."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            return host, None
+        name, rest = host[: end + 1], host[end + 1 :]
+        port = rest[1:] if rest.startswith(":") else None
+    else:
+        name, sep, port_text = host.partition(":")
+        port = port_text if sep else None
+    if port is not None and not (port.isdigit() and port.isascii()):
+        port = None
+    return name, port
+
+
+def _tokens(value: str) -> list[str]:
+    return [token.strip(" \t").lower() for token in value.split(",")]
+
+
+def _status_code(status: str) -> int:
+    if (
+        not isinstance(status, str)
+        or len(status) < 3
+        or not (status[:3].isdigit() and status[:3].isascii())
+        or (len(status) > 3 and status[3] != " ")
+    ):
+        raise MummyError(f"WSGI status must be a str like '200 OK', got {status!r}")
+    return int(status[:3])
+
+
+def _checked_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    if not isinstance(headers, list):
+        raise MummyError(
+            f"WSGI response headers must be a list of (name, value), got {type(headers).__name__}"
+        )
+    for pair in headers:
+        if not (
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and isinstance(pair[1], str)
+        ):
+            raise MummyError(f"WSGI response header {pair!r} is not a (str, str) tuple")
+        if not pair[1].isascii():
+            try:
+                pair[1].encode("latin-1")
+            except UnicodeEncodeError:
+                raise MummyError(
+                    f"WSGI response header {pair[0]!r} is not latin-1; encode the value first"
+                ) from None
+    return headers
+
+
+class _Exchange:
+    """One application call: what start_response() and write() were given."""
+
+    __slots__ = ("chunks", "headers", "request", "status")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.status: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: OptExcInfo | None = None,
+        /,
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None and exc_info[1] is not None:
+            # PEP 3333: once the headers are sent, the error goes back to the application.
+            # Nothing is sent before respond(), so until then the error response
+            # replaces everything produced so far.
+            if self.request.responded:
+                raise exc_info[1].with_traceback(exc_info[2])
+            self.chunks.clear()
+        elif self.status is not None:
+            raise MummyError(
+                "start_response() was called a second time without exc_info; "
+                "only an error response (with exc_info) may replace the first"
+            )
+        code = _status_code(status)
+        self.headers = _checked_headers(headers)
+        self.status = code
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if self.status is None:
+            raise MummyError("write() was called before start_response()")
+        self.collect(data)
+
+    def collect(self, chunk: bytes) -> None:
+        if not isinstance(chunk, bytes):
+            raise MummyError(f"a WSGI application must produce bytes, not {type(chunk).__name__}")
+        if chunk:
+            if self.status is None:
+                raise MummyError("the WSGI application produced a body before start_response()")
+            self.chunks.append(chunk)
+
+    def response(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        """What to pass to respond(): hop-by-hop fields dropped, Content-Length left to
+        mummy except where the body cannot show it (HEAD without a body, 304)."""
+        status = self.status
+        assert status is not None
+        body = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
+        if status in _NO_BODY_STATUSES:
+            body = b""  # RFC 9110 §6.4.1: never any content
+        keep_length = status == 304 or (self.request.method == "HEAD" and not body)
+        out: list[tuple[str, str]] = []
+        length_kept = False
+        for name, value in self.headers:
+            key = name.lower()
+            if key == "content-length":
+                value = value.strip()
+                if keep_length and not length_kept and value.isdigit() and value.isascii():
+                    out.append((name, value))
+                    length_kept = True
+            elif key in _HOP_BY_HOP:
+                # The one wish an application may have about the connection: close it.
+                if key == "connection" and "close" in _tokens(value):
+                    out.append(("Connection", "close"))
+            else:
+                out.append((name, value))
+        return status, out, body
+
+
+class WSGIAdapter:
+    """A mummy handler that runs a WSGI (PEP 3333) application.
+
+    >>> app = WSGIAdapter(flask_app, forwarded_allow_ips="127.0.0.1")
+    >>> mummy.Server(app).serve(8080)
+
+    - `forwarded_allow_ips`: peers trusted to tell the client's address and scheme in
+      `Forwarded` or `X-Forwarded-For`/`X-Forwarded-Proto` (see `TrustedProxies`).
+    - `server_name`, `server_port`: SERVER_NAME and SERVER_PORT for requests without a
+      Host header (HTTP/1.0); default "localhost" and the scheme's port.
+    - `script_name`: the prefix the application is mounted under (e.g. "/api"), moved
+      from PATH_INFO to SCRIPT_NAME; requests outside it are answered 404.
+
+    One adapter serves every worker at once; it is read-only after `__init__`.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        forwarded_allow_ips: str | list[str] | None = None,
+        server_name: str | None = None,
+        server_port: int | None = None,
+        script_name: str = "",
+    ) -> None:
+        if not callable(app):
+            raise MummyError(f"the WSGI application must be callable, got {app!r}")
+        if server_port is not None and (
+            not isinstance(server_port, int)
+            or isinstance(server_port, bool)
+            or not 0 < server_port <= 65535
+        ):
+            raise MummyError(f"server_port must be an int from 1 to 65535, got {server_port!r}")
+        if script_name and (not script_name.startswith("/") or script_name.endswith("/")):
+            raise MummyError(
+                f"script_name must start with '/' and not end with one (or be ''), "
+                f"got {script_name!r}"
+            )
+        self.app = app
+        self.trusted = TrustedProxies(forwarded_allow_ips)
+        self.server_name = server_name or "localhost"
+        self.server_port = None if server_port is None else str(server_port)
+        # PEP 3333: environ strings carry the bytes on the wire (UTF-8 here) as latin-1.
+        self.script_name = script_name.encode("utf-8").decode("latin-1")
+        self._base: WSGIEnvironment = {
+            "SCRIPT_NAME": self.script_name,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            # The body is complete: reading to EOF is safe (a Werkzeug/PEP 3333 extension).
+            "wsgi.input_terminated": True,
+        }
+
+    def __call__(self, request: Request) -> None:
+        environ = self._environ(request)
+        if environ is None:
+            request.respond(404, {"Content-Type": "text/plain; charset=utf-8"}, "Not Found\n")
+            return
+        exchange = _Exchange(request)
+        errors: ErrorStream = environ["wsgi.errors"]
+        try:
+            result = self.app(environ, exchange.start_response)
+            try:
+                for chunk in result:
+                    exchange.collect(chunk)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            errors.flush()
+        if request.responded:
+            return  # the application answered through environ["mummy.request"]
+        if exchange.status is None:
+            raise MummyError("the WSGI application returned without calling start_response()")
+        request.respond(*exchange.response())
+
+    def environ(self, request: Request) -> WSGIEnvironment:
+        """The environ the application gets for `request` (a fresh dict each call).
+        Raises MummyError for a request outside `script_name`."""
+        environ = self._environ(request)
+        if environ is None:
+            raise MummyError(f"{request.uri!r} is outside script_name {self.script_name!r}")
+        return environ
+
+    def _environ(self, request: Request) -> WSGIEnvironment | None:
+        path_info, query, authority = split_uri(request.uri)
+        script_name = self.script_name
+        if script_name:
+            if path_info != script_name and not path_info.startswith(script_name + "/"):
+                return None
+            path_info = path_info[len(script_name) :]
+        body = request.body
+        environ = self._base.copy()
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = path_info
+        environ["QUERY_STRING"] = query
+        environ["REQUEST_URI"] = request.uri
+        environ["SERVER_PROTOCOL"] = request.http_version
+        environ["REMOTE_ADDR"] = request.remote_address
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["wsgi.errors"] = ErrorStream()
+        environ["mummy.request"] = request
+        framed = bool(body)
+        for name, value in request.headers.multi_items():
+            if "_" in name:
+                # "X_Forwarded_For" would land on the same key as "X-Forwarded-For" and
+                # could pass for it; as nginx and gunicorn do, drop such fields.
+                continue
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_TYPE":
+                environ.setdefault("CONTENT_TYPE", value)
+            elif key in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):
+                # The body is whole (and de-chunked): CONTENT_LENGTH below says how long.
+                framed = True
+            elif key == "CONTENT_ENCODING":
+                # mummy decodes request bodies before handlers see them: it no longer applies.
+                continue
+            else:
+                key = "HTTP_" + key
+                previous = environ.get(key)
+                if previous is None:
+                    environ[key] = value
+                else:
+                    # RFC 9110 §5.3 joins repeated fields with ","; RFC 6265 §5.4 with ";".
+                    joiner = "; " if key == "HTTP_COOKIE" else ", "
+                    environ[key] = previous + joiner + value
+        if framed:
+            environ["CONTENT_LENGTH"] = str(len(body))
+        scheme = "http"
+        if self.trusted.anyone and self.trusted.trusts(request.remote_address):
+            headers = request.headers
+            address, told_scheme = client_from_headers(
+                self.trusted,
+                headers.get_all("forwarded"),
+                headers.get_all("x-forwarded-for"),
+                headers.get_all("x-forwarded-proto"),
+            )
+            if address is not None:
+                environ["REMOTE_ADDR"] = address
+            if told_scheme is not None:
+                scheme = environ["wsgi.url_scheme"] = told_scheme
+        # RFC 9112 §3.2.2: an absolute-form target's authority overrides Host.
+        host = authority or request.headers.get("host")
+        if host:
+            name, port = _split_host(host)
+            environ["SERVER_NAME"] = name
+            environ["SERVER_PORT"] = port or _DEFAULT_PORTS[scheme]
+        else:
+            environ["SERVER_NAME"] = self.server_name
+            environ["SERVER_PORT"] = self.server_port or _DEFAULT_PORTS[scheme]
+        return environ
