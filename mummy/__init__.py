@@ -9,9 +9,12 @@ pool of worker threads, truly in parallel on CPython 3.13t.
 >>> mummy.Server(index).serve(8080)
 """
 
+from mummy import multipart
 from mummy.errors import MummyError
+from mummy.filelogger import FileLogger
 from mummy.headers import Headers, QueryParams
 from mummy.request import Request
+from mummy.router import Router
 from mummy.server import Server
 from mummy.websocket import Event, Message, MessageKind, WebSocket
 
@@ -19,13 +22,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Event",
+    "FileLogger",
     "Headers",
     "Message",
     "MessageKind",
     "MummyError",
     "QueryParams",
     "Request",
+    "Router",
     "Server",
     "WebSocket",
     "__version__",
+    "multipart",
 ]

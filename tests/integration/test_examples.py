@@ -1,0 +1,214 @@
+"""Each example run as a script (a subprocess, PORT set to a free port) and asked
+what it serves, with raw sockets, requests and curl."""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.client import exchange
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running(
+    name: str, cwd: Path | None = None, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start examples/NAME.py; yield (base URL, process); stop it with SIGINT."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / f"{name}.py")],
+        cwd=cwd or EXAMPLES.parent,
+        env={**os.environ, **env, "PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("localhost", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError(f"{name} did not start: {proc.communicate()[0]}") from None
+                time.sleep(0.05)
+        yield f"http://localhost:{port}", proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0, proc.communicate()[0]
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def raw(url: str, method: str, target: str) -> bytes:
+    request = f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    return exchange(port_of(url), request.encode())
+
+
+def test_basic_router() -> None:
+    with running("basic_router") as (url, _):
+        response = requests.get(f"{url}/", timeout=10)
+        assert (response.status_code, response.text) == (200, "Hello, World!")
+        assert response.headers["Content-Type"] == "text/plain"
+        response = requests.post(f"{url}/", timeout=10)
+        assert (response.status_code, response.headers["Allow"]) == (405, "GET, HEAD")
+        response = requests.get(f"{url}/other", timeout=10)
+        assert (response.status_code, response.text) == (404, "<h1>Not Found</h1>")
+        head = raw(url, "HEAD", "/")
+        assert b"Content-Length: 13\r\n" in head and head.endswith(b"\r\n\r\n")
+
+
+def test_basic_router_path_params() -> None:
+    with running("basic_router_path_params") as (url, _):
+        assert requests.get(f"{url}/objects/123", timeout=10).text == "Object: 123"
+        response = requests.get(f"{url}/objects/%C3%A9t%C3%A9", timeout=10)
+        assert response.content == "Object: été".encode()
+        assert requests.get(f"{url}/objects/1/2", timeout=10).status_code == 404
+
+
+def test_basic_router_query_params() -> None:
+    with running("basic_router_query_params") as (url, _):
+        assert requests.get(f"{url}/search?name=foo", timeout=10).text == "Name: foo"
+        response = requests.get(f"{url}/search", params={"name": "a b&c"}, timeout=10)
+        assert response.text == "Name: a b&c"
+        assert requests.get(f"{url}/search", timeout=10).text == "Name: "
+
+
+def test_basic_custom_404() -> None:
+    with running("basic_custom_404") as (url, _):
+        assert requests.get(f"{url}/", timeout=10).text == "Hello, World!"
+        response = requests.get(f"{url}/nope", timeout=10)
+        assert (response.status_code, response.text) == (404, "<h1>I'm not here</h1>")
+        assert response.headers["Content-Type"] == "text/html"
+        head = raw(url, "HEAD", "/nope")
+        assert head.startswith(b"HTTP/1.1 404 ") and b"Content-Length: 21\r\n" in head
+        assert head.endswith(b"\r\n\r\n")
+
+
+def test_basic_multipart() -> None:
+    with running("basic_multipart") as (url, proc):
+        assert b'enctype="multipart/form-data"' in requests.get(f"{url}/", timeout=10).content
+        response = requests.post(
+            f"{url}/multipart",
+            data={"field": "value", "empty": ""},
+            files={"upload": ("notes.txt", b"some\r\nbytes", "text/plain")},
+            timeout=10,
+        )
+        assert (response.status_code, response.text) == (200, "Multipart POST response")
+        bad = requests.post(
+            f"{url}/multipart",
+            data=b"--x\r\nnot a part",
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+            timeout=10,
+        )
+        assert bad.status_code == 400 and "invalid multipart body" in bad.text
+        curl = shutil.which("curl")
+        assert curl, "curl is needed by the tests (Debian package curl)"
+        out = subprocess.run(
+            [curl, "-sS", "-F", "from_curl=yes", f"{url}/multipart"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert out.stdout == "Multipart POST response"
+    output = proc.communicate()[0]
+    assert "field: filename=None has data: True" in output
+    assert "empty: filename=None has data: False" in output
+    assert "upload: filename='notes.txt' has data: True" in output
+    assert "from_curl: filename=None has data: True" in output
+
+
+def test_basic_database_counts_every_concurrent_increment(tmp_path) -> None:
+    database = tmp_path / "counter.sqlite3"
+    with running("basic_database", DATABASE=str(database)) as (url, _):
+        assert requests.get(f"{url}/get", timeout=10).text == "Count: 0\n"
+        failures: list[str] = []
+
+        def increment(times: int) -> None:
+            with requests.Session() as session:
+                for _ in range(times):
+                    response = session.get(f"{url}/inc", timeout=30)
+                    if (response.status_code, response.text) != (200, "Done"):
+                        failures.append(f"{response.status_code} {response.text}")
+
+        threads = [threading.Thread(target=increment, args=(25,)) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == []
+        assert requests.get(f"{url}/get", timeout=10).text == "Count: 400\n"
+    # The count is in the file, and survives a restart.
+    with running("basic_database", DATABASE=str(database)) as (url, _):
+        assert requests.get(f"{url}/get", timeout=10).text == "Count: 400\n"
+
+
+def test_client_headers() -> None:
+    with running("client_headers") as (url, proc):
+        response = requests.get(f"{url}/", headers={"X-Hello": "there"}, timeout=10)
+        assert response.status_code == 200
+        lines = response.text.splitlines()
+        assert f"Host: localhost:{port_of(url)}" in lines and "X-Hello: there" in lines
+    output = proc.communicate()[0]
+    assert f"Host: localhost:{port_of(url)}" in output and "X-Hello: there" in output
+
+
+@pytest.mark.parametrize(
+    ("path", "token", "status", "body"),
+    [
+        ("/", None, 200, "Hello, World!"),
+        ("/me", "abc", 200, "Hello User 123"),
+        ("/me/settings", "abc", 200, "Settings for User 123"),
+        ("/me", None, 401, "Invalid token"),
+        ("/me/settings", "wrong", 401, "Invalid token"),
+    ],
+)
+def test_custom_handler_params(path, token, status, body) -> None:
+    headers = {} if token is None else {"Access-Token": token}
+    with running("custom_handler_params") as (url, _):
+        response = requests.get(f"{url}{path}", headers=headers, timeout=10)
+        assert (response.status_code, response.text) == (status, body)
+
+
+def test_logging_file(tmp_path) -> None:
+    with running("logging_file", cwd=tmp_path) as (url, proc):
+        log_file = tmp_path / f"{proc.pid}.txt"
+        assert requests.get(f"{url}/", timeout=10).text == "Done"
+        assert requests.get(f"{url}/info", timeout=10).text == "Done"
+        assert requests.get(f"{url}/error", timeout=10).text == "Done"
+        # The error line (and the info line queued before it) is on disk before the
+        # response is sent: no waiting, no shutdown needed.
+        lines = log_file.read_text().splitlines()
+        example = [line.split(" mummy.example: ")[1] for line in lines if "mummy.example" in line]
+        assert [line.split(" from ")[0] for line in example] == ["info", "error"]
+    text = log_file.read_text()
+    assert "mummy listening on" in text and "DEBUG" not in text
