@@ -1,7 +1,7 @@
 """Routing cost with 10 and with 1,000 literal routes (plus the same 5 pattern routes).
 
 Usage: .venv-ft/bin/python -m bench.router [--iterations N]
-(as a module: run as a script, bench/http.py would shadow the standard library's http)
+(runs as a script or as a module)
 
 Times `Router.match` (what a Router does per request before calling the handler)
 for a literal hit, a pattern hit, a HEAD served by a GET route and a miss (404), and

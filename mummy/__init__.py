@@ -9,7 +9,7 @@ pool of worker threads, truly in parallel on CPython 3.13t.
 >>> mummy.Server(index).serve(8080)
 """
 
-from mummy import multipart
+from mummy import multipart, wsgi
 from mummy.errors import MummyError
 from mummy.filelogger import FileLogger
 from mummy.headers import Headers, QueryParams
@@ -34,4 +34,5 @@ __all__ = [
     "WebSocket",
     "__version__",
     "multipart",
+    "wsgi",
 ]

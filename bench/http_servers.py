@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """HTTP throughput of mummy vs its peers, side by side, measured with wrk in one run.
 
-    ./bench/http.py                  # 10 s per cell
-    ./bench/http.py --quick          # 3 s per cell
-    ./bench/http.py --duration 20 --sweep 2,8,20 --servers mummy,granian
+    ./bench/http_servers.py                  # 10 s per cell
+    ./bench/http_servers.py --quick          # 3 s per cell
+    ./bench/http_servers.py --duration 20 --sweep 2,8,20 --servers mummy,granian
 
 Runs `examples/bench_app.py` on mummy (3.13t, and the GIL build for comparison) and twin apps
 (`bench/apps/`) on granian (WSGI), uvicorn (+httptools, ASGI), gunicorn (gthread) and
@@ -759,7 +759,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if sys.platform != "linux":
-        sys.exit("bench/http.py needs Linux (wrk, /proc, process groups)")
+        sys.exit("bench/http_servers.py needs Linux (wrk, /proc, process groups)")
     nofile = raise_nofile()
     wrk = ensure_wrk()
     RESULTS.mkdir(parents=True, exist_ok=True)
