@@ -15,6 +15,10 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00\r\n]")
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _STATUS_LINES: dict[int, bytes] = {}
+# (name, value) -> the encoded field line, for ordinary fields that passed validation.
+# Shared by all workers: dict reads and writes are atomic on both builds.
+_FIELD_LINES: dict[tuple[str, str], bytes] = {}
+_FIELD_CACHE_SIZE = 4096
 
 # RFC 9110 §6.4.1: these statuses never carry content.
 NO_BODY_STATUSES = frozenset({204, 304})
@@ -64,7 +68,12 @@ def serialize(
     out = [status_line(status)]
     content_length: str | None = None
     has_date = False
+    cache = _FIELD_LINES
     for name, value in headers:
+        line = cache.get((name, value))
+        if line is not None:
+            out.append(line)
+            continue
         if _TOKEN.fullmatch(name) is None:
             raise MummyError(f"invalid header name {name!r}")
         if _BAD_VALUE.search(value) is not None:
@@ -81,9 +90,19 @@ def serialize(
             raise MummyError(
                 "do not set Transfer-Encoding: responses are sent whole, with Content-Length"
             )
+        try:
+            line = f"{name}: {value}\r\n".encode("latin-1")
+        except UnicodeEncodeError:
+            raise MummyError(
+                f"header {name!r} has characters outside latin-1; encode the value "
+                "(e.g. RFC 8187 or percent-encoding)"
+            ) from None
         if key == "date":
             has_date = True
-        out.append(f"{name}: {value}\r\n".encode("latin-1"))
+        elif len(cache) < _FIELD_CACHE_SIZE:
+            # Validated and encoded once: most responses repeat the same few fields.
+            cache[name, value] = line
+        out.append(line)
     if status in NO_BODY_STATUSES:
         if body:
             raise MummyError(f"a {status} response cannot have a body")
