@@ -1,9 +1,14 @@
-"""`python -m mummy module:attr`: serve a Server or a handler from a module."""
+"""`python -m mummy module:attr`: serve a Server, a handler or Router, or a WSGI app."""
 
 import argparse
 import importlib
 import logging
+import os
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from mummy import Server, __version__
 from mummy.errors import MummyError
@@ -13,43 +18,145 @@ def load(spec: str) -> object:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise MummyError(f"expected module:attribute (e.g. app:server), got {spec!r}")
-    sys.path.insert(0, ".")
+    sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise MummyError(f"cannot import {module_name!r}: {exc}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise MummyError(f"module {module_name!r} has no attribute {attr!r}") from None
+    target: object = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise MummyError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return target
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mummy",
+        description=(
+            "Serve APP with mummy: one epoll IO thread, your handlers on a pool of worker "
+            "threads (truly parallel on free-threaded Python)."
+        ),
+        epilog="Example: python3.13t -m mummy app:router --host 0.0.0.0 --port 8000 --workers 40",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "app",
+        metavar="APP",
+        help="module:attribute — a mummy.Server, a handler or "
+        "Router, or with --wsgi a WSGI application",
+    )
+    p.add_argument("--wsgi", action="store_true", help="APP is a WSGI (PEP 3333) application")
+    bind = p.add_argument_group("binding")
+    bind.add_argument("--host", default="localhost", help="address to bind; '::' is dual-stack")
+    bind.add_argument("--port", type=int, default=8080, help="port to bind")
+    bind.add_argument("--uds", default=None, help="bind to this Unix domain socket instead")
+    bind.add_argument("--fd", type=int, default=None, help="serve an inherited listening fd")
+    bind.add_argument("--reuse-port", action="store_true", help="set SO_REUSEPORT")
+    p.add_argument("--workers", type=int, default=None, help="worker threads (default 10 x CPUs)")
+    logs = p.add_argument_group("logging")
+    logs.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"]
+    )
+    logs.add_argument("--access-log", action="store_true", help="log every request")
+    limits = p.add_argument_group("limits and timeouts (seconds)")
+    limits.add_argument("--max-headers-len", type=int, default=8192)
+    limits.add_argument("--max-body-len", type=int, default=1 << 20)
+    limits.add_argument("--max-connections", type=int, default=50_000)
+    limits.add_argument("--header-timeout", type=float, default=10.0)
+    limits.add_argument("--body-timeout", type=float, default=30.0)
+    limits.add_argument("--keep-alive-timeout", type=float, default=30.0)
+    limits.add_argument("--queue-timeout", type=float, default=None)
+    p.add_argument("--no-compress", action="store_true", help="never compress responses")
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="with --wsgi: proxies trusted for X-Forwarded-*/Forwarded ('*' for all)",
+    )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: restart when a .py file under the current directory changes",
+    )
+    p.add_argument("--version", action="version", version=f"mummy {__version__}")
+    return p
+
+
+def build_server(args: argparse.Namespace) -> Server:
+    target = load(args.app)
+    if isinstance(target, Server):
+        if args.workers is not None or args.wsgi:
+            raise MummyError("APP is a Server already: configure it in code, not with flags")
+        return target
+    if args.wsgi:
+        from mummy.wsgi import WSGIAdapter
+
+        target = WSGIAdapter(
+            target,  # type: ignore[arg-type]
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            server_name=args.host,
+            server_port=args.port,
+        )
+    if not callable(target):
+        raise MummyError(f"{args.app} is not callable: pass a handler, a Router or a Server")
+    return Server(
+        target,
+        workers=args.workers,
+        max_headers_len=args.max_headers_len,
+        max_body_len=args.max_body_len,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        queue_timeout=args.queue_timeout,
+        compress=not args.no_compress,
+        access_log=args.access_log,
+    )
+
+
+def source_files(root: Path) -> Iterator[Path]:
+    for path in root.rglob("*.py"):
+        if not any(part.startswith(".") or part == "__pycache__" for part in path.parts):
+            yield path
+
+
+def reload_loop(argv: list[str]) -> int:
+    """Run the server in a child process; restart it when a source file changes."""
+    child_argv = [sys.executable, "-m", "mummy", *[a for a in argv if a != "--reload"]]
+    root = Path.cwd()
+
+    def snapshot() -> dict[Path, float]:
+        return {p: p.stat().st_mtime for p in source_files(root)}
+
+    while True:
+        before = snapshot()
+        child = subprocess.Popen(child_argv)
+        try:
+            while child.poll() is None and snapshot() == before:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            child.terminate()
+            return child.wait()
+        if child.poll() is not None:
+            return child.returncode
+        logging.getLogger("mummy").info("source changed: restarting")
+        child.terminate()
+        child.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mummy",
-        description="Serve a mummy Server or request handler (module:attribute).",
-    )
-    parser.add_argument("app", help="module:attribute, a mummy.Server or a handler/Router")
-    parser.add_argument("--host", default="localhost", help="address to bind (default: localhost)")
-    parser.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
-    parser.add_argument(
-        "--workers", type=int, default=None, help="worker threads (default: 10 x CPUs)"
-    )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
-    parser.add_argument("--version", action="version", version=f"mummy {__version__}")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.reload:
+        return reload_loop(argv)
     try:
-        target = load(args.app)
-        if isinstance(target, Server):
-            if args.workers is not None:
-                raise MummyError("--workers cannot change a Server built by the module")
-            server = target
-        else:
-            server = Server(target, workers=args.workers)  # type: ignore[arg-type]
-        server.serve(args.port, args.host)
+        server = build_server(args)
+        server.serve(args.port, args.host, uds=args.uds, fd=args.fd, reuse_port=args.reuse_port)
     except MummyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

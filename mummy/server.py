@@ -6,7 +6,6 @@ import logging
 import os
 import resource
 import signal
-import socket
 import sys
 import threading
 import time
@@ -17,6 +16,7 @@ from typing import Any
 from mummy.core.compression import DecodeError, decode_body
 from mummy.core.connection import Connection
 from mummy.core.http1 import ParsedRequest
+from mummy.core.listener import make_listener
 from mummy.core.loop import (
     RESPONSE,
     WS_DONE,
@@ -39,7 +39,6 @@ log = logging.getLogger("mummy")
 
 Handler = Callable[[Request], None]
 
-LISTEN_BACKLOG = 1024
 # Chosen from the size/speed table in docs/compression.md (bench/compression_levels.py).
 DEFAULT_GZIP_LEVEL = 5
 DEFAULT_ZSTD_LEVEL = 3
@@ -164,6 +163,7 @@ class Server:
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._close_lock = threading.Lock()
+        self._closing_started = False
         self._port = 0
 
     @property
@@ -171,12 +171,25 @@ class Server:
         """The bound port (useful after `start(0)`); 0 before the server listens."""
         return self._port
 
-    def start(self, port: int = 0, address: str = "localhost") -> None:
-        """Listen and serve in the background; returns once listening."""
+    def start(
+        self,
+        port: int = 0,
+        address: str = "localhost",
+        *,
+        uds: str | None = None,
+        fd: int | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        """Listen and serve in the background; returns once listening.
+
+        `address="::"` listens dual-stack (IPv6 and IPv4); `uds=PATH` on a Unix
+        socket; `fd=N` on an inherited listening socket (systemd socket
+        activation); `reuse_port=True` lets several processes share the port."""
         if self._loop is not None:
             raise MummyError("this server has already been started; make a new Server")
-        listener = self._listen(port, address)
-        self._port = listener.getsockname()[1]
+        listener = make_listener(port, address, uds=uds, fd=fd, reuse_port=reuse_port)
+        name = listener.getsockname()
+        self._port = name[1] if isinstance(name, tuple) else 0
         if self._log_handler is not None:
             log.addHandler(self._log_handler)
         ring: TaskRing[Task] = TaskRing(self.max_pending_requests)
@@ -209,21 +222,37 @@ class Server:
         self._io_thread = threading.Thread(target=self._io_main, name="mummy-io", daemon=True)
         self._io_thread.start()
         self._ready.set()
+        if uds is not None:
+            where = f"unix:{uds}"
+        elif fd is not None:
+            where = f"inherited fd {fd} ({name})"
+        else:
+            host = f"[{address}]" if ":" in address else address
+            where = f"http://{host}:{self._port}"
         log.info(
-            "mummy listening on http://%s:%d (%d workers, %s)",
-            address,
-            self._port,
+            "mummy listening on %s (%d workers, %s)",
+            where,
             self.workers,
             "free-threaded" if not _gil_enabled() else "GIL build",
         )
 
-    def serve(self, port: int = 8080, address: str = "localhost") -> None:
-        """Listen on address:port and serve until `close()`; blocks.
+    def serve(
+        self,
+        port: int = 8080,
+        address: str = "localhost",
+        *,
+        uds: str | None = None,
+        fd: int | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        """Listen on address:port (or `uds`/`fd`, as for `start`) and serve until
+        `close()`; blocks.
 
-        Called from the main thread, SIGINT and SIGTERM close the server gracefully.
+        Called from the main thread, SIGINT and SIGTERM close the server
+        gracefully; a second SIGINT exits at once.
         """
         _raise_open_file_limit()
-        self.start(port, address)
+        self.start(port, address, uds=uds, fd=fd, reuse_port=reuse_port)
         restore: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -236,7 +265,11 @@ class Server:
                 signal.signal(sig, previous)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("received %s, closing", signal.Signals(signum).name)
+        if self._closing_started and signum == signal.SIGINT:
+            log.warning("second SIGINT: exiting now")
+            os._exit(130)
+        self._closing_started = True
+        log.info("received %s, closing gracefully", signal.Signals(signum).name)
         threading.Thread(target=self.close, name="mummy-close", daemon=True).start()
 
     def wait_until_ready(self, timeout: float = 10.0) -> None:
@@ -288,30 +321,6 @@ class Server:
         self.close()
 
     # --- internals ---------------------------------------------------------------
-
-    def _listen(self, port: int, address: str) -> socket.socket:
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise MummyError(f"port must be an int from 0 to 65535, got {port!r}")
-        try:
-            infos = socket.getaddrinfo(
-                address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-        except OSError as exc:
-            raise MummyError(f"cannot resolve address {address!r}: {exc}") from None
-        family, kind, proto, _, sockaddr = infos[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-            sock.listen(LISTEN_BACKLOG)
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            raise MummyError(
-                f"cannot listen on {address}:{port}: {exc.strerror}; "
-                "is another server using that port?"
-            ) from None
-        return sock
 
     def _io_main(self) -> None:
         assert self._loop is not None
