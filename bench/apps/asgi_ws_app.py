@@ -1,0 +1,52 @@
+"""ASGI twin of bench/apps/ws_app.py's echo, for uvicorn (+ websockets) and granian.
+
+A WebSocket on any path echoes every message; HTTP GET /gil says whether the GIL is on
+in the serving process. (No broadcast: bench/websocket.py measures that on mummy only.)
+"""
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def echo(receive: Receive, send: Send) -> None:
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
+async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+    elif scope["type"] == "websocket":
+        await echo(receive, send)
+    else:
+        found = scope["path"] == "/gil"
+        body = str(getattr(sys, "_is_gil_enabled", lambda: True)()).encode() if found else b""
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+        await send(
+            {"type": "http.response.start", "status": 200 if found else 404, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": body})

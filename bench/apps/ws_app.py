@@ -1,0 +1,60 @@
+"""The mummy app for bench/websocket.py: WebSocket echo, and a broadcast to every client.
+
+- GET /ws upgrades; the WebSocket echoes every TEXT and BINARY message;
+- POST /broadcast sends its body, as text, to every open WebSocket and answers
+  {"clients": n, "queued_ms": t}, t being how long the loop of `send` calls took (the
+  frames are then queued for the IO thread; the client measures when they all arrive);
+- GET /gil says whether the GIL is on in this process.
+
+Run: .venv-ft/bin/python bench/apps/ws_app.py PORT [WORKERS]
+"""
+
+import json
+import sys
+import threading
+import time
+
+import mummy
+
+TEXT = {"Content-Type": "text/plain"}
+
+clients: set[mummy.WebSocket] = set()
+clients_lock = threading.Lock()
+
+
+def handler(request: mummy.Request) -> None:
+    if request.path == "/ws":
+        request.upgrade_to_websocket()
+    elif request.path == "/broadcast" and request.method == "POST":
+        text = request.body.decode()
+        with clients_lock:
+            everyone = list(clients)
+        start = time.perf_counter()
+        for websocket in everyone:
+            websocket.send(text)
+        queued_ms = (time.perf_counter() - start) * 1000
+        body = json.dumps({"clients": len(everyone), "queued_ms": queued_ms})
+        request.respond(200, {"Content-Type": "application/json"}, body)
+    elif request.path == "/gil":
+        request.respond(200, TEXT, str(getattr(sys, "_is_gil_enabled", lambda: True)()))
+    else:
+        request.respond(404, TEXT, "Not Found")
+
+
+def websocket_handler(
+    websocket: mummy.WebSocket, event: mummy.Event, message: mummy.Message | None
+) -> None:
+    if event is mummy.Event.OPEN:
+        with clients_lock:
+            clients.add(websocket)
+    elif event is mummy.Event.CLOSE:
+        with clients_lock:
+            clients.discard(websocket)
+    elif message is not None and message.kind in (mummy.MessageKind.TEXT, mummy.MessageKind.BINARY):
+        websocket.send(message.data, message.kind)
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1])
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    mummy.Server(handler, websocket_handler, workers=workers).serve(port, "127.0.0.1")

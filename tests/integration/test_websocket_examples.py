@@ -1,0 +1,193 @@
+"""The WebSocket examples, each run as its own process on a free port, checked with raw
+HTTP and the `websockets` client."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+
+from tests.client import exchange, status_of
+
+ROOT = Path(__file__).resolve().parents[2]
+HEARTBEAT = '{"type":"heartbeat"}'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Example:
+    """An example script running in a subprocess on a free port (in $PORT, and in place of
+    "{port}" in `args`); `stop()` ends it with SIGTERM and returns what it printed."""
+
+    def __init__(self, name: str, *args: str, **env: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, f"examples/{name}.py", *(a.format(port=self.port) for a in args)],
+            cwd=ROOT,
+            env={**os.environ, **env, "PORT": str(self.port)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.proc.kill()
+                    output = self.proc.communicate()[0]
+                    raise AssertionError(f"{name} did not start: {output}") from None
+                time.sleep(0.05)
+
+    def get(self, target: str, method: str = "GET", body: bytes = b"") -> tuple[int, bytes]:
+        head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        response = exchange(self.port, f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        return status_of(response), response.partition(b"\r\n\r\n")[2]
+
+    def ws(self, path: str) -> ClientConnection:
+        return ws_connect(f"ws://127.0.0.1:{self.port}{path}", open_timeout=30, max_size=None)
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            output, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            output, _ = self.proc.communicate()
+            raise AssertionError(f"did not stop on SIGTERM: {output}") from None
+        assert self.proc.returncode == 0, output
+        return output
+
+    def kill(self) -> None:
+        """Cleanup after a failure: no questions asked."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+@pytest.fixture
+def example() -> Iterator[Callable[..., Example]]:
+    started: list[Example] = []
+
+    def start(name: str, *args: str, **env: str) -> Example:
+        started.append(Example(name, *args, **env))
+        return started[-1]
+
+    yield start
+    for ex in started:
+        ex.kill()
+
+
+def recv_until(ws: ClientConnection, wanted: str | bytes, limit: int = 100) -> list[str | bytes]:
+    """Messages received up to and including `wanted` (raises TimeoutError if it never comes)."""
+    seen: list[str | bytes] = []
+    while len(seen) < limit:
+        seen.append(ws.recv(timeout=30))
+        if seen[-1] == wanted:
+            return seen
+    raise AssertionError(f"{wanted!r} not among {seen!r}")
+
+
+def test_basic_websockets(example) -> None:
+    ex = example("basic_websockets")
+    status, page = ex.get("/")
+    assert status == 200
+    assert b'new WebSocket("ws://" + location.host + "/ws")' in page
+    assert ex.get("/nope")[0] == 404
+    assert ex.get("/", "POST")[0] == 405
+    with ex.ws("/ws") as client:
+        assert client.recv(timeout=30) == "Hello world from WebSocket!"
+        client.send("hi there")
+        client.send(b"\x01\x02")
+        assert client.ping(b"still there?").wait(30)  # answered after both messages
+    output = ex.stop()
+    assert "TEXT: 'hi there'" in output
+    assert "BINARY: b'\\x01\\x02'" in output
+
+
+def test_chat_broadcasts_to_every_client(example) -> None:
+    ex = example("chat")
+    status, page = ex.get("/")
+    assert status == 200 and b'id="message"' in page and b'"/chat"' in page
+    with ex.ws("/chat") as alice, ex.ws("/chat") as bob:
+        assert alice.recv(timeout=30) == "Hello from WebSocket server!"
+        assert bob.recv(timeout=30) == "Hello from WebSocket server!"
+        # Hearing its own message back proves a client is in the set (OPEN came first).
+        alice.send("alice is here")
+        recv_until(alice, "alice is here")
+        bob.send("bob is here")
+        recv_until(bob, "bob is here")
+        alice.send("hello everyone")
+        recv_until(alice, "hello everyone")
+        recv_until(bob, "hello everyone")
+        bob.send(b"\x00binary\xff")
+        recv_until(alice, b"\x00binary\xff")
+        with ex.ws("/chat") as carol:
+            carol.recv(timeout=30)
+            carol.send("carol is here")
+            recv_until(carol, "carol is here")
+            recv_until(bob, "carol is here")
+        # Carol is gone: sending to everyone still works for those left.
+        alice.send("bye carol")
+        recv_until(bob, "bye carol")
+    ex.stop()
+
+
+def test_advanced_websockets_channels_and_heartbeats(example) -> None:
+    ex = example("advanced_websockets", HEARTBEAT_SECONDS="1")
+    assert ex.get("/")[0] == 404
+    assert ex.get("/a/b")[0] == 404
+    assert ex.get("/news", "PUT")[0] == 405
+    with ex.ws("/news") as reader, ex.ws("/news") as writer, ex.ws("/sports") as fan:
+        # The first heartbeat is sent once the socket is subscribed.
+        for client in (reader, writer, fan):
+            assert client.recv(timeout=30) == HEARTBEAT
+        assert ex.get("/news", "POST", b"posted") == (200, b"2\n")
+        assert ex.get("/sports", "POST", b"goal") == (200, b"1\n")
+        assert ex.get("/weather", "POST", b"rain") == (200, b"0\n")
+        writer.send("breaking")
+        for client in (reader, writer):
+            seen = recv_until(client, "breaking")
+            assert set(seen) <= {HEARTBEAT, "posted", "breaking"} and "posted" in seen
+        seen = recv_until(fan, "goal")
+        assert set(seen) <= {HEARTBEAT, "goal"}
+        # Heartbeats keep coming: one bucket of 30 a tick, each socket once a period.
+        recv_until(fan, HEARTBEAT)
+        recv_until(fan, HEARTBEAT)
+        assert fan.ping(b"").wait(30)  # mummy answers pings itself
+        writer.close()
+        deadline = time.monotonic() + 30
+        while ex.get("/news", "POST", b"after")[1] != b"1\n":
+            assert time.monotonic() < deadline, "the closed socket was never unsubscribed"
+            time.sleep(0.05)
+        recv_until(reader, "after")
+    ex.stop()
+
+
+def test_autobahn_echo_server(example) -> None:
+    ex = example("autobahn_echo", "{port}")  # the port as its argument, as ci/autobahn.py does
+    with ex.ws("/") as client:
+        client.send("héllo")
+        assert client.recv(timeout=30) == "héllo"
+        client.send(b"\x00\xff")
+        assert client.recv(timeout=30) == b"\x00\xff"
+        # Past both default limits (64 KiB messages, 1 MiB send buffer).
+        big = bytes(range(256)) * (4 << 12)
+        client.send(big)
+        assert client.recv(timeout=60) == big
+    assert ex.get("/")[0] == 200
+    ex.stop()
