@@ -6,6 +6,7 @@ import logging
 import os
 import resource
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -19,6 +20,8 @@ from mummy.core.http1 import ParsedRequest
 from mummy.core.listener import make_listener
 from mummy.core.loop import (
     RESPONSE,
+    TLS_HANDSHAKE,
+    TLS_STEP,
     WS_DONE,
     WS_DROP,
     WS_GONE,
@@ -30,6 +33,7 @@ from mummy.core.loop import (
 from mummy.core.response import error_response
 from mummy.core.ring import TaskRing
 from mummy.core.target import TargetError, parse_query, split_target
+from mummy.core.tls import server_context
 from mummy.core.workers import WorkerPool
 from mummy.errors import MummyError
 from mummy.request import Request, ResponseContext
@@ -179,14 +183,19 @@ class Server:
         uds: str | None = None,
         fd: int | None = None,
         reuse_port: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
     ) -> None:
         """Listen and serve in the background; returns once listening.
 
         `address="::"` listens dual-stack (IPv6 and IPv4); `uds=PATH` on a Unix
         socket; `fd=N` on an inherited listening socket (systemd socket
-        activation); `reuse_port=True` lets several processes share the port."""
+        activation); `reuse_port=True` lets several processes share the port.
+        `ssl_context` (or `certfile`/`keyfile`) serves HTTPS; ALPN is set on it."""
         if self._loop is not None:
             raise MummyError("this server has already been started; make a new Server")
+        ssl_context = self._tls_context(ssl_context, certfile, keyfile)
         listener = make_listener(port, address, uds=uds, fd=fd, reuse_port=reuse_port)
         name = listener.getsockname()
         self._port = name[1] if isinstance(name, tuple) else 0
@@ -204,6 +213,7 @@ class Server:
             max_connections=self.max_connections,
             websocket_close_timeout=self.websocket_close_timeout,
             websocket_ping_interval=self.websocket_ping_interval,
+            ssl_context=ssl_context,
         )
         self._ctx = ResponseContext(
             post=self._loop.mailbox.post,
@@ -228,7 +238,8 @@ class Server:
             where = f"inherited fd {fd} ({name})"
         else:
             host = f"[{address}]" if ":" in address else address
-            where = f"http://{host}:{self._port}"
+            scheme = "https" if ssl_context is not None else "http"
+            where = f"{scheme}://{host}:{self._port}"
         log.info(
             "mummy listening on %s (%d workers, %s)",
             where,
@@ -244,15 +255,27 @@ class Server:
         uds: str | None = None,
         fd: int | None = None,
         reuse_port: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
     ) -> None:
-        """Listen on address:port (or `uds`/`fd`, as for `start`) and serve until
-        `close()`; blocks.
+        """Listen on address:port (or `uds`/`fd`, with TLS: as for `start`) and
+        serve until `close()`; blocks.
 
         Called from the main thread, SIGINT and SIGTERM close the server
         gracefully; a second SIGINT exits at once.
         """
         _raise_open_file_limit()
-        self.start(port, address, uds=uds, fd=fd, reuse_port=reuse_port)
+        self.start(
+            port,
+            address,
+            uds=uds,
+            fd=fd,
+            reuse_port=reuse_port,
+            ssl_context=ssl_context,
+            certfile=certfile,
+            keyfile=keyfile,
+        )
         restore: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -299,6 +322,21 @@ class Server:
                 log.removeHandler(self._log_handler)
             self._stopped.set()
 
+    def _tls_context(
+        self, context: ssl.SSLContext | None, certfile: str | None, keyfile: str | None
+    ) -> ssl.SSLContext | None:
+        alpn = ["http/1.1"]
+        if certfile is not None:
+            if context is not None:
+                raise MummyError("pass either ssl_context or certfile/keyfile, not both")
+            try:
+                return server_context(certfile, keyfile, alpn)
+            except (OSError, ssl.SSLError) as exc:
+                raise MummyError(f"cannot load the certificate {certfile!r}: {exc}") from None
+        if context is not None:
+            context.set_alpn_protocols(alpn)
+        return context
+
     def _say_goodbye_to_websockets(self, deadline: float) -> None:
         """Close every WebSocket with 1001 (going away) and give the close
         handshakes a moment (at most a second) to finish."""
@@ -340,7 +378,10 @@ class Server:
         one response posted, whatever fails, so no connection is left hanging."""
         conn, parsed = task
         if isinstance(parsed, tuple):
-            self._run_websocket_task(conn, parsed[0], parsed[1])
+            if parsed[0] == TLS_HANDSHAKE:
+                self._run_tls_handshake(conn, parsed[1])
+            else:
+                self._run_websocket_task(conn, parsed[0], parsed[1])
             return
         request = None
         try:
@@ -352,6 +393,16 @@ class Server:
             if request is None or not request.responded:
                 assert self._ctx is not None
                 self._ctx.post((RESPONSE, conn, _INTERNAL_ERROR, False))
+
+    def _run_tls_handshake(self, conn: Connection, data: bytes) -> None:
+        assert self._ctx is not None and conn.tls is not None
+        try:
+            out, finished = conn.tls.handshake(data)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", conn.remote_address, exc)
+            self._ctx.post((TLS_STEP, conn, b"", None))
+            return
+        self._ctx.post((TLS_STEP, conn, out, finished))
 
     def _make_request(self, conn: Connection, parsed: ParsedRequest) -> Request | None:
         """The Request for a parsed request, or None when it was answered already

@@ -8,6 +8,7 @@ import socket
 from collections import deque
 
 from mummy.core.http1 import RequestParser
+from mummy.core.tls import TLSState
 
 
 class Connection:
@@ -29,6 +30,7 @@ class Connection:
         "stalled",
         "timer_key",
         "timer_kind",
+        "tls",
         "ws",
         "ws_gone_pending",
     )
@@ -54,4 +56,6 @@ class Connection:
         self.timer_key = 0
         # WebSocket mode, after a 101: the WebSocket object (opaque to the loop).
         self.ws: object | None = None
+        # TLS, when the listener has an SSL context (mummy.core.tls.TLSState).
+        self.tls: TLSState | None = None
         self.ws_gone_pending = False  # closed while an event ran: report it when that ends

@@ -15,6 +15,7 @@ import errno
 import logging
 import select
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
 from mummy.core.response import error_response
 from mummy.core.ring import Mailbox, TaskRing
 from mummy.core.timers import TimerWheel
+from mummy.core.tls import TLSState
 
 log = logging.getLogger("mummy")
 
@@ -57,12 +59,15 @@ WS_SEND = 2  # a WebSocket frame to write; extra: the WebSocket
 WS_CLOSING = 3  # our Close frame: write it, then wait for the peer's up to the close timeout
 WS_DROP = 4  # close the TCP connection once pending output is written
 WS_DONE = 5  # a WebSocket event task finished. Ends a task.
+TLS_STEP = 6  # a handshake step: bytes to send; extra: finished (bool), None if it failed
+
 Posted = tuple[int, Connection, bytes, Any] | None
 
 # WebSocket tasks, in the ring beside requests: (kind, received bytes).
 WS_OPEN = 0
 WS_INPUT = 1
 WS_GONE = 2
+TLS_HANDSHAKE = 3
 Task = tuple[Connection, ParsedRequest | tuple[int, bytes]]
 
 
@@ -82,6 +87,7 @@ class EventLoop:
         max_connections: int = 50_000,
         websocket_close_timeout: float = 5.0,
         websocket_ping_interval: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._listener = listener
         self._ring = ring
@@ -98,6 +104,7 @@ class EventLoop:
         self._body_timeout = body_timeout
         self._keep_alive_timeout = keep_alive_timeout
         self._max_connections = max_connections
+        self._ssl_context = ssl_context
         self._wheel: TimerWheel[Connection] = TimerWheel()
         self._next_timer_check = 0.0
         self._accepting = True  # the listener is registered with epoll
@@ -177,7 +184,10 @@ class EventLoop:
     def _expire(self, conn: Connection) -> None:
         kind = conn.timer_kind
         conn.timer_kind = 0
-        if kind == T_BODY or (kind == T_HEAD and (conn.inbuf or not conn.parser.idle)):
+        handshaking = conn.tls is not None and not conn.tls.ready
+        if not handshaking and (
+            kind == T_BODY or (kind == T_HEAD and (conn.inbuf or not conn.parser.idle))
+        ):
             # RFC 9110 §15.5.9: the client was mid-request; tell it why we close.
             self._reject(conn, 408, "request not received in time")
         else:
@@ -247,6 +257,8 @@ class EventLoop:
                 str(addr[0]) if isinstance(addr, tuple) else "",
                 RequestParser(self._max_headers_len, self._max_body_len),
             )
+            if self._ssl_context is not None:
+                conn.tls = TLSState(self._ssl_context)
             self._conns[conn.fd] = conn
             conn.events = EPOLLIN
             self._ep.register(conn.fd, EPOLLIN)
@@ -266,15 +278,26 @@ class EventLoop:
             self._close(conn)
             return
         if not data:
-            if conn.eof or conn.lingering or conn.ws is not None or not (conn.busy or conn.out):
-                self._close(conn)
-            else:
-                conn.eof = True  # half-closed: answer what is with a worker, then close
-                conn.close_after_send = True
-                self._update_events(conn)
+            self._read_eof(conn)
             return
         if conn.lingering:
             return  # discarded, see LINGER_SECONDS
+        tls = conn.tls
+        if tls is not None:
+            if not tls.ready:
+                conn.inbuf += data
+                if not conn.busy:
+                    self._tls_task(conn)
+                return
+            try:
+                data = tls.decrypt(data)
+            except ssl.SSLError:
+                self._close(conn)
+                return
+            if not data:
+                if tls.closed_by_peer:
+                    self._read_eof(conn)
+                return
         conn.inbuf += data
         if conn.ws is not None:
             if not conn.busy:
@@ -287,6 +310,50 @@ class EventLoop:
                 self._update_events(conn)
         else:
             self._advance(conn)
+
+    def _read_eof(self, conn: Connection) -> None:
+        if conn.eof or conn.lingering or conn.ws is not None or not (conn.busy or conn.out):
+            self._close(conn)
+        else:
+            conn.eof = True  # half-closed: answer what is with a worker, then close
+            conn.close_after_send = True
+            self._update_events(conn)
+
+    def _tls_task(self, conn: Connection) -> None:
+        """Hand the received handshake bytes to a worker (one step at a time)."""
+        data = bytes(conn.inbuf)
+        conn.inbuf.clear()
+        conn.busy = True
+        self._ring.put((conn, (TLS_HANDSHAKE, data)), force=True)
+        self._update_events(conn)
+
+    def _on_tls_step(self, conn: Connection, data: bytes, finished: bool | None) -> None:
+        conn.busy = False
+        tls = conn.tls
+        assert tls is not None
+        if finished is None:
+            self._close(conn)  # the handshake failed (logged by the worker)
+            return
+        if data:
+            self._send_raw(conn, data)
+            if conn.closed:
+                return
+        if not finished:
+            if conn.inbuf:
+                self._tls_task(conn)
+            else:
+                self._update_events(conn)
+            return
+        tls.ready = True
+        # Records that arrived during this last step are still ciphertext.
+        pending = bytes(conn.inbuf)
+        conn.inbuf.clear()
+        try:
+            conn.inbuf += tls.decrypt(pending)
+        except ssl.SSLError:
+            self._close(conn)
+            return
+        self._advance(conn)
 
     def _advance(self, conn: Connection) -> None:
         """Parse and dispatch the next request of an idle connection, if complete."""
@@ -368,6 +435,12 @@ class EventLoop:
                 if not conn.closed:
                     self._send(conn, data)
                     self._wheel.arm(conn, time.monotonic() + self._ws_close_timeout, T_WS_CLOSE)
+            elif kind == TLS_STEP:
+                self._ring.done()
+                if not conn.closed:
+                    self._on_tls_step(conn, data, extra)
+                else:
+                    conn.busy = False
             elif kind == WS_DROP and not conn.closed:
                 conn.close_after_send = True
                 if not conn.out:
@@ -431,6 +504,12 @@ class EventLoop:
                 self._send(conn, b"\x89\x00")
 
     def _send(self, conn: Connection, data: bytes) -> None:
+        tls = conn.tls
+        if tls is not None:
+            data = tls.encrypt(data)
+        self._send_raw(conn, data)
+
+    def _send_raw(self, conn: Connection, data: bytes) -> None:
         if not conn.out:
             try:
                 sent = conn.sock.send(data)
