@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mummy.core.compression import NotAcceptable, compress, compressible, negotiate
-from mummy.core.loop import RESPONSE, UPGRADE
-from mummy.core.response import NO_BODY_STATUSES, serialize
+from mummy.core.loop import H2_RESPONSE, RESPONSE, UPGRADE
+from mummy.core.response import NO_BODY_STATUSES, h2_fields, serialize
 from mummy.errors import MummyError
 from mummy.headers import Headers, HeadersInput, QueryParams
 from mummy.websocket import WebSocket, open_websocket
@@ -68,6 +68,7 @@ class Request:
         "_keep_alive",
         "_respond_lock",
         "_started",
+        "_stream_id",
         "body",
         "headers",
         "http_version",
@@ -80,7 +81,7 @@ class Request:
     )
 
     http_version: str
-    """'HTTP/1.0' or 'HTTP/1.1'."""
+    """'HTTP/1.0', 'HTTP/1.1' or 'HTTP/2'."""
     method: str
     uri: str
     """The raw request-target, as sent."""
@@ -102,6 +103,7 @@ class Request:
         remote_address: str,
         conn: Any,
         ctx: ResponseContext,
+        stream_id: int = 0,
     ) -> None:
         self.http_version = head.version
         self.method = head.method
@@ -116,6 +118,7 @@ class Request:
         self._conn = conn
         self._ctx = ctx
         self._started = time.monotonic()
+        self._stream_id = stream_id
         # A non-blocking acquire is an atomic test-and-set on both builds.
         self._respond_lock = threading.Lock()
 
@@ -154,21 +157,31 @@ class Request:
                 # RFC 9110 §15.5.7: the client refuses identity and all we offer.
                 status, pairs = 406, [("Content-Type", "text/plain; charset=utf-8")]
                 data = b"406 Not Acceptable: no acceptable content coding\n"
-        wire, keep_alive = serialize(
-            status,
-            pairs,
-            data,
-            head_request=self.method == "HEAD",
-            http10=self.http_version == "HTTP/1.0",
-            keep_alive=self._keep_alive and not ctx.closing(),
-        )
+        if self._stream_id:
+            fields, body_out = h2_fields(status, pairs, data, head_request=self.method == "HEAD")
+            item: tuple[int, Any, bytes, Any] = (
+                H2_RESPONSE,
+                self._conn,
+                body_out,
+                (self._stream_id, status, fields),
+            )
+        else:
+            wire, keep_alive = serialize(
+                status,
+                pairs,
+                data,
+                head_request=self.method == "HEAD",
+                http10=self.http_version == "HTTP/1.0",
+                keep_alive=self._keep_alive and not ctx.closing(),
+            )
+            item = (RESPONSE, self._conn, wire, keep_alive)
         if not self._respond_lock.acquire(blocking=False):
             raise MummyError(
                 f"{self.method} {self.uri} has already been responded to; respond exactly once"
             )
         if ctx.access_log:
             self._log_access(status, len(data))
-        ctx.post((RESPONSE, self._conn, wire, keep_alive))
+        ctx.post(item)
 
     def _encode(self, status: int, pairs: list[tuple[str, str]], data: bytes) -> bytes:
         """Compress `data` in place of the identity body when the response and the
@@ -206,6 +219,10 @@ class Request:
         out after the 101). A request that is not a valid WebSocket handshake is
         answered 400 (426 for an unsupported version) and MummyError is raised."""
         ctx = self._ctx
+        if self._stream_id:
+            # RFC 8441 (WebSockets over HTTP/2) is not supported.
+            self.respond(501, None, "WebSockets over HTTP/2 are not supported; use HTTP/1.1\n")
+            raise MummyError("WebSockets over HTTP/2 are not supported; use HTTP/1.1")
         try:
             wire, proto = open_websocket(self, ctx.websocket_compression)
         except MummyError as exc:

@@ -94,6 +94,8 @@ class Server:
         websocket_ping_interval: float | None = None,
         websocket_close_timeout: float = 5.0,
         websocket_compression: bool | str = True,
+        http2: bool = True,
+        h2_max_concurrent_streams: int = 100,
     ) -> None:
         if not callable(handler):
             raise MummyError(
@@ -155,6 +157,11 @@ class Server:
         self.max_connections = _positive_int("max_connections", max_connections)
         self.max_pending_requests = _positive_int("max_pending_requests", max_pending_requests)
         self.websocket_ping_interval = websocket_ping_interval
+        # HTTP/2 needs the optional h2 package (pip install mummy-server[h2]).
+        self.http2 = bool(http2) and _h2_installed()
+        self.h2_max_concurrent_streams = _positive_int(
+            "h2_max_concurrent_streams", h2_max_concurrent_streams
+        )
         self.websocket_close_timeout = websocket_close_timeout
         self.websocket_compression = websocket_compression
         self._websockets: set[WebSocket] = set()
@@ -214,6 +221,8 @@ class Server:
             websocket_close_timeout=self.websocket_close_timeout,
             websocket_ping_interval=self.websocket_ping_interval,
             ssl_context=ssl_context,
+            http2=self.http2,
+            h2_max_concurrent_streams=self.h2_max_concurrent_streams,
         )
         self._ctx = ResponseContext(
             post=self._loop.mailbox.post,
@@ -325,7 +334,7 @@ class Server:
     def _tls_context(
         self, context: ssl.SSLContext | None, certfile: str | None, keyfile: str | None
     ) -> ssl.SSLContext | None:
-        alpn = ["http/1.1"]
+        alpn = ["h2", "http/1.1"] if self.http2 else ["http/1.1"]
         if certfile is not None:
             if context is not None:
                 raise MummyError("pass either ssl_context or certfile/keyfile, not both")
@@ -427,7 +436,7 @@ class Server:
         except DecodeError as exc:
             ctx.post((RESPONSE, conn, error_response(exc.status, str(exc)), False))
             return None
-        return Request(head, body, path, query, conn.remote_address, conn, ctx)
+        return Request(head, body, path, query, conn.remote_address, conn, ctx, parsed.stream_id)
 
     def _call_handler(self, request: Request) -> None:
         try:
@@ -496,6 +505,14 @@ def _raise_open_file_limit() -> None:
         except (ValueError, OSError) as exc:
             log.warning("could not raise the open-file limit from %d: %s", soft, exc)
     log.info("open-file limit: %d", soft)
+
+
+def _h2_installed() -> bool:
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _gil_enabled() -> bool:

@@ -6,9 +6,13 @@ a reference only to hand its response back through the mailbox.
 
 import socket
 from collections import deque
+from typing import TYPE_CHECKING
 
 from mummy.core.http1 import RequestParser
 from mummy.core.tls import TLSState
+
+if TYPE_CHECKING:
+    from mummy.core.h2session import H2Session
 
 
 class Connection:
@@ -20,6 +24,7 @@ class Connection:
         "eof",
         "events",
         "fd",
+        "h2",
         "inbuf",
         "lingering",
         "out",
@@ -56,6 +61,8 @@ class Connection:
         self.timer_key = 0
         # WebSocket mode, after a 101: the WebSocket object (opaque to the loop).
         self.ws: object | None = None
+        # HTTP/2 mode (mummy.core.h2session.H2Session), after the preface or ALPN "h2".
+        self.h2: H2Session | None = None
         # TLS, when the listener has an SSL context (mummy.core.tls.TLSState).
         self.tls: TLSState | None = None
         self.ws_gone_pending = False  # closed while an event ran: report it when that ends

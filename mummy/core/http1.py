@@ -48,7 +48,7 @@ class ProtocolError(Exception):
 class RequestHead:
     method: str
     target: str
-    version: str  # "HTTP/1.0" or "HTTP/1.1"
+    version: str  # "HTTP/1.0", "HTTP/1.1" or "HTTP/2"
     headers: list[tuple[str, str]]
     keep_alive: bool
     expect_continue: bool
@@ -62,6 +62,7 @@ class ParsedRequest:
     head: RequestHead
     body: bytes
     received_at: float = 0.0  # time.monotonic() when it went to the workers
+    stream_id: int = 0  # HTTP/2 only
 
 
 def parse_head_fast(text: str) -> tuple[str, str, str, list[tuple[str, str]]] | None:
@@ -110,7 +111,9 @@ def parse_head_slow(
     if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
         raise ProtocolError(400, "bare CR or LF in request head")
     if lines[0].startswith(b"PRI * HTTP/2"):
-        raise ProtocolError(505, "HTTP/2 is not enabled on this server")
+        raise ProtocolError(
+            400, "HTTP/2 is not enabled on this server (it needs: pip install mummy-server[h2])"
+        )
     for line in lines[1:]:
         # RFC 9112 §5.2: obs-fold is rejected with 400.
         if line.startswith((b" ", b"\t")):

@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mummy.core.connection import Connection
 from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
@@ -27,6 +27,9 @@ from mummy.core.response import error_response
 from mummy.core.ring import Mailbox, TaskRing
 from mummy.core.timers import TimerWheel
 from mummy.core.tls import TLSState
+
+if TYPE_CHECKING:
+    from mummy.core.h2session import H2Session
 
 log = logging.getLogger("mummy")
 
@@ -46,6 +49,8 @@ T_IDLE = 3  # the next request on a kept-alive connection (keep_alive_timeout)
 T_LINGER = 4  # the end of a graceful close (LINGER_SECONDS)
 T_WS_CLOSE = 5  # the peer's Close frame after ours (websocket_close_timeout)
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
@@ -60,6 +65,7 @@ WS_CLOSING = 3  # our Close frame: write it, then wait for the peer's up to the 
 WS_DROP = 4  # close the TCP connection once pending output is written
 WS_DONE = 5  # a WebSocket event task finished. Ends a task.
 TLS_STEP = 6  # a handshake step: bytes to send; extra: finished (bool), None if it failed
+H2_RESPONSE = 7  # an HTTP/2 response: the body; extra: (stream id, status, fields). Ends a task.
 
 Posted = tuple[int, Connection, bytes, Any] | None
 
@@ -88,6 +94,8 @@ class EventLoop:
         websocket_close_timeout: float = 5.0,
         websocket_ping_interval: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        http2: bool = False,
+        h2_max_concurrent_streams: int = 100,
     ) -> None:
         self._listener = listener
         self._ring = ring
@@ -105,6 +113,9 @@ class EventLoop:
         self._keep_alive_timeout = keep_alive_timeout
         self._max_connections = max_connections
         self._ssl_context = ssl_context
+        # True only when the h2 package is installed (the server checks).
+        self._http2 = http2
+        self._h2_max_streams = h2_max_concurrent_streams
         self._wheel: TimerWheel[Connection] = TimerWheel()
         self._next_timer_check = 0.0
         self._accepting = True  # the listener is registered with epoll
@@ -217,6 +228,10 @@ class EventLoop:
             for conn in list(self._conns.values()):
                 if conn.ws is not None:
                     continue  # Server.close() sends them a 1001 Close
+                if conn.h2 is not None:
+                    conn.h2.close()  # GOAWAY; streams in flight are still answered
+                    self._h2_output(conn)
+                    continue
                 if conn.stalled:
                     self._reject(conn, 503, "the server is shutting down")
                 elif not conn.busy and not conn.out:
@@ -299,6 +314,9 @@ class EventLoop:
                     self._read_eof(conn)
                 return
         conn.inbuf += data
+        if conn.h2 is not None:
+            self._h2_input(conn)
+            return
         if conn.ws is not None:
             if not conn.busy:
                 self._ws_task(conn, WS_INPUT)
@@ -353,7 +371,10 @@ class EventLoop:
         except ssl.SSLError:
             self._close(conn)
             return
-        self._advance(conn)
+        if self._http2 and tls.alpn_protocol == "h2":
+            self._start_h2(conn)
+        else:
+            self._advance(conn)
 
     def _advance(self, conn: Connection) -> None:
         """Parse and dispatch the next request of an idle connection, if complete."""
@@ -371,10 +392,21 @@ class EventLoop:
                 self._wheel.disarm(conn)  # waiting for us, not for the client
             self._update_events(conn)
             return
+        if self._http2 and conn.parser.idle and conn.inbuf[:1] == b"P":
+            # RFC 9113 §3.3: HTTP/2 with prior knowledge starts with the preface.
+            if conn.inbuf.startswith(H2_PREFACE):
+                self._start_h2(conn)
+                return
+            if H2_PREFACE.startswith(conn.inbuf):
+                self._arm_read_timer(conn)
+                return
         try:
             request = conn.parser.next_request(conn.inbuf)
         except ProtocolError as exc:
             self._reject(conn, exc.status, exc.reason)
+            return
+        if request is not None and self._http2 and _asks_for_h2c(request):
+            self._upgrade_to_h2c(conn, request)
             return
         if request is None:
             if conn.parser.continue_due:
@@ -435,6 +467,10 @@ class EventLoop:
                 if not conn.closed:
                     self._send(conn, data)
                     self._wheel.arm(conn, time.monotonic() + self._ws_close_timeout, T_WS_CLOSE)
+            elif kind == H2_RESPONSE:
+                self._ring.done()
+                if not conn.closed:
+                    self._on_h2_response(conn, data, extra)
             elif kind == TLS_STEP:
                 self._ring.done()
                 if not conn.closed:
@@ -464,6 +500,79 @@ class EventLoop:
                 self._begin_close(conn)
         else:
             self._advance(conn)
+
+    # --- HTTP/2 -------------------------------------------------------------------
+
+    def _new_h2_session(self) -> "H2Session":
+        from mummy.core.h2session import H2Session
+
+        return H2Session(
+            max_headers_len=self._max_headers_len,
+            max_body_len=self._max_body_len,
+            max_streams=self._h2_max_streams,
+        )
+
+    def _start_h2(self, conn: Connection) -> None:
+        session = self._new_h2_session()
+        session.start()
+        conn.h2 = session
+        self._h2_input(conn)
+
+    def _upgrade_to_h2c(self, conn: Connection, request: ParsedRequest) -> None:
+        settings = next(v for k, v in request.head.headers if k.lower() == "http2-settings")
+        session = self._new_h2_session()
+        try:
+            session.start_upgrade(settings)
+        except Exception:
+            self._reject(conn, 400, "invalid HTTP2-Settings")
+            return
+        self._send(conn, SWITCH_TO_H2C)
+        conn.h2 = session
+        self._h2_dispatch(conn, session.upgrade_request(request.head, request.body))
+        self._h2_input(conn)
+
+    def _h2_dispatch(self, conn: Connection, request: ParsedRequest) -> None:
+        request.received_at = time.monotonic()
+        # Bounded by SETTINGS_MAX_CONCURRENT_STREAMS per connection.
+        self._ring.put((conn, request), force=True)
+
+    def _h2_input(self, conn: Connection) -> None:
+        session = conn.h2
+        assert session is not None
+        data = bytes(conn.inbuf)
+        conn.inbuf.clear()
+        for request in session.receive(data):
+            self._h2_dispatch(conn, request)
+        self._h2_output(conn)
+
+    def _h2_output(self, conn: Connection) -> None:
+        session = conn.h2
+        assert session is not None
+        out = session.data_to_send()
+        if out:
+            self._send(conn, out)
+        if conn.closed:
+            return
+        if session.closed or (session.draining and not session.active_streams):
+            conn.close_after_send = True
+            if not conn.out:
+                self._begin_close(conn)
+            return
+        if session.active_streams:
+            self._wheel.disarm(conn)
+        elif conn.timer_kind != T_IDLE:
+            self._wheel.arm(conn, time.monotonic() + self._keep_alive_timeout, T_IDLE)
+        self._update_events(conn)
+
+    def _on_h2_response(
+        self, conn: Connection, body: bytes, extra: tuple[int, int, list[tuple[str, str]]]
+    ) -> None:
+        session = conn.h2
+        if session is None:
+            return
+        stream_id, status, fields = extra
+        session.respond(stream_id, status, fields, body)
+        self._h2_output(conn)
 
     def _on_upgrade(self, conn: Connection, wire: bytes, ws: object) -> None:
         # Bytes after the upgrade request are the first WebSocket frames; they are
@@ -548,6 +657,10 @@ class EventLoop:
             if not out and conn.close_after_send:
                 self._close(conn)
                 return
+        elif conn.h2 is not None:
+            if not out and conn.close_after_send:
+                self._begin_close(conn)
+                return
         elif not out:
             if conn.close_after_send:
                 self._begin_close(conn)
@@ -615,3 +728,19 @@ class EventLoop:
         conn.sock.close()
         if not self._accepting:
             self._resume_accepting()
+
+
+def _asks_for_h2c(request: ParsedRequest) -> bool:
+    """An HTTP/1.1 request with `Upgrade: h2c` and one HTTP2-Settings (RFC 7540 §3.2),
+    and no body (a body would have to be read before switching)."""
+    head = request.head
+    if head.version != "HTTP/1.1" or request.body:
+        return False
+    upgrade = settings = 0
+    for name, value in head.headers:
+        key = name.lower()
+        if key == "upgrade" and "h2c" in [t.strip().lower() for t in value.split(",")]:
+            upgrade += 1
+        elif key == "http2-settings":
+            settings += 1
+    return upgrade == 1 and settings == 1

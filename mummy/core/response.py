@@ -148,3 +148,47 @@ def error_response(
         keep_alive=not close,
     )
     return wire
+
+
+def h2_fields(
+    status: int, headers: list[tuple[str, str]], body: bytes, *, head_request: bool
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The same response for HTTP/2 (RFC 9113 §8.2): lower-case field names, no
+    connection-specific fields, Content-Length and Date added. Returns (fields,
+    body to send). Raises MummyError as `serialize` does."""
+    if not isinstance(status, int) or not 200 <= status <= 999:
+        raise MummyError(f"status {status!r} is not a final HTTP status code (200-999)")
+    fields: list[tuple[str, str]] = []
+    content_length: str | None = None
+    has_date = False
+    for name, value in headers:
+        if _TOKEN.fullmatch(name) is None:
+            raise MummyError(f"invalid header name {name!r}")
+        if _BAD_VALUE.search(value) is not None:
+            raise MummyError(f"header {name!r} has a CR, LF or NUL in its value")
+        key = name.lower()
+        if key == "content-length":
+            content_length = value
+        elif key in ("connection", "keep-alive", "proxy-connection", "upgrade"):
+            continue
+        elif key == "transfer-encoding":
+            raise MummyError(
+                "do not set Transfer-Encoding: responses are sent whole, with Content-Length"
+            )
+        else:
+            has_date = has_date or key == "date"
+            fields.append((key, value))
+    if status in NO_BODY_STATUSES:
+        if body:
+            raise MummyError(f"a {status} response cannot have a body")
+    elif content_length is not None and head_request and not body:
+        fields.append(("content-length", content_length))
+    else:
+        if content_length is not None and content_length != str(len(body)):
+            raise MummyError(
+                f"Content-Length {content_length} does not match the body ({len(body)} bytes)"
+            )
+        fields.append(("content-length", str(len(body))))
+    if not has_date:
+        fields.append(("date", http_date()))
+    return fields, b"" if head_request else body

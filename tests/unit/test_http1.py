@@ -137,7 +137,7 @@ HOST = b"Host: x\r\n"
         (b"GET / http/1.1\r\n" + HOST + b"\r\n", 400),
         (b"GET / HTTP/2.0\r\n" + HOST + b"\r\n", 505),
         (b"GET / HTTP/3.0\r\n\r\n", 505),
-        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),  # the HTTP/2 preface, without h2
         (b"G(T / HTTP/1.1\r\n" + HOST + b"\r\n", 400),
         (b"GET  / HTTP/1.1\r\n" + HOST + b"\r\n", 400),
         (b"GET /a b HTTP/1.1\r\n" + HOST + b"\r\n", 400),

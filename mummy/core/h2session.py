@@ -1,0 +1,269 @@
+"""HTTP/2 (RFC 9113) for one connection, over the `h2` state machine (optional extra).
+
+Owned by the IO thread: bytes in, complete stream requests out, and responses
+(built by workers) framed back with flow control. Each stream's request goes to
+the worker pool like an HTTP/1.1 request, so one connection's streams run in
+parallel and responses go out in whatever order they finish.
+
+Known attacks stay cheap: rapid reset (CVE-2023-44487), PING and SETTINGS
+floods are counted over a sliding window and answered with GOAWAY
+(ENHANCE_YOUR_CALM); header lists are bounded by max_headers_len through
+SETTINGS_MAX_HEADER_LIST_SIZE and the HPACK decoder; h2 itself refuses more
+than 64 CONTINUATION frames in a row (CVE-2024-27316).
+"""
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    PingReceived,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from h2.exceptions import FlowControlError, ProtocolError, StreamClosedError
+from h2.settings import SettingCodes
+
+from mummy.core.http1 import ParsedRequest, RequestHead
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+FLOOD_WINDOW_SECONDS = 10.0
+MAX_RESETS_PER_WINDOW = 200
+MAX_PINGS_PER_WINDOW = 100
+MAX_SETTINGS_PER_WINDOW = 100
+# RFC 9113 §8.2.2: connection-specific fields are not sent in HTTP/2.
+_CONNECTION_FIELDS = frozenset(
+    ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade")
+)
+
+
+@dataclass(slots=True)
+class _Stream:
+    headers: list[tuple[str, str]]
+    method: str = ""
+    path: str = ""
+    body: bytearray = field(default_factory=bytearray)
+    too_large: bool = False
+    pending: memoryview | None = None  # response body waiting for flow-control window
+
+
+class FloodCounter:
+    """Events per sliding window; `hit()` is True once the limit is passed."""
+
+    __slots__ = ("_limit", "_times")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._times: deque[float] = deque()
+
+    def hit(self, now: float) -> bool:
+        times = self._times
+        times.append(now)
+        while times and times[0] < now - FLOOD_WINDOW_SECONDS:
+            times.popleft()
+        return len(times) > self._limit
+
+
+class H2Session:
+    """One HTTP/2 connection; IO thread only."""
+
+    def __init__(self, *, max_headers_len: int, max_body_len: int, max_streams: int) -> None:
+        config = H2Configuration(client_side=False, header_encoding="latin-1")
+        self.conn = H2Connection(config)
+        self._settings: dict[SettingCodes | int, int] = {
+            SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
+            SettingCodes.MAX_HEADER_LIST_SIZE: max_headers_len,
+            SettingCodes.ENABLE_PUSH: 0,
+        }
+        # Bound HPACK output at once, not only after the client acknowledges SETTINGS.
+        self.conn.decoder.max_header_list_size = max_headers_len
+        self._max_body_len = max_body_len
+        self._streams: dict[int, _Stream] = {}
+        self._resets = FloodCounter(MAX_RESETS_PER_WINDOW)
+        self._pings = FloodCounter(MAX_PINGS_PER_WINDOW)
+        self._settings_changes = FloodCounter(MAX_SETTINGS_PER_WINDOW)
+        self.closed = False  # a fatal GOAWAY sent or received: close once output is written
+        self.draining = False  # GOAWAY(NO_ERROR) sent: finish the streams in flight, then close
+
+    def start(self) -> None:
+        self.conn.initiate_connection()
+        self.conn.update_settings(self._settings)
+
+    def start_upgrade(self, http2_settings: str) -> None:
+        """h2c via `Upgrade: h2c` (RFC 7540 §3.2); the upgrade request is stream 1."""
+        self.conn.initiate_upgrade_connection(http2_settings.encode("latin-1"))
+        self.conn.update_settings(self._settings)
+
+    def data_to_send(self) -> bytes:
+        return self.conn.data_to_send()
+
+    @property
+    def active_streams(self) -> int:
+        return len(self._streams)
+
+    def upgrade_request(self, head: RequestHead, body: bytes) -> ParsedRequest:
+        """The HTTP/1.1 request that asked for h2c, as stream 1."""
+        self._streams[1] = _Stream(headers=head.headers, method=head.method, path=head.target)
+        head.version = "HTTP/2"
+        return ParsedRequest(head, body, stream_id=1)
+
+    def receive(self, data: bytes) -> list[ParsedRequest]:
+        """Feed received bytes; returns the requests whose streams are complete."""
+        try:
+            events = self.conn.receive_data(data)
+        except ProtocolError as exc:
+            self._goaway(ErrorCodes.PROTOCOL_ERROR, str(exc))
+            return []
+        now = time.monotonic()
+        ready: list[ParsedRequest] = []
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._on_headers(event)  # h2 reports END_STREAM as its own event, below
+            elif isinstance(event, DataReceived):
+                self._on_data(event)
+            elif isinstance(event, StreamEnded):
+                self._complete(event.stream_id, ready)
+            elif isinstance(event, StreamReset):
+                self._streams.pop(event.stream_id, None)
+                if event.remote_reset and self._resets.hit(now):
+                    self._goaway(ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
+            elif isinstance(event, WindowUpdated):
+                self._flush()
+            elif isinstance(event, PingReceived):
+                if self._pings.hit(now):
+                    self._goaway(ErrorCodes.ENHANCE_YOUR_CALM, "too many PINGs")
+            elif isinstance(event, RemoteSettingsChanged):
+                if self._settings_changes.hit(now):
+                    self._goaway(ErrorCodes.ENHANCE_YOUR_CALM, "too many SETTINGS")
+                self._flush()
+            elif isinstance(event, ConnectionTerminated):
+                self.closed = True
+            elif isinstance(event, TrailersReceived):
+                pass  # trailers are ignored (the body is complete without them)
+            if self.closed:
+                return []
+        return ready
+
+    def _on_headers(self, event: RequestReceived) -> None:
+        pseudo: dict[str, str] = {}
+        headers: list[tuple[str, str]] = []
+        for name, value in event.headers:
+            key = name.decode("latin-1") if isinstance(name, bytes) else name
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            if key.startswith(":"):
+                pseudo[key] = text
+            else:
+                headers.append((key, text))
+        if ":authority" in pseudo and not any(k == "host" for k, _ in headers):
+            headers.insert(0, ("host", pseudo[":authority"]))
+        method = pseudo.get(":method", "")
+        path = pseudo.get(":path", "")
+        if not method or not path:
+            self._reset(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
+            return
+        self._streams[event.stream_id] = _Stream(headers=headers, method=method, path=path)
+
+    def _on_data(self, event: DataReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        # Give the window back at once: bodies are bounded by max_body_len instead.
+        if event.flow_controlled_length:
+            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        if stream is None or stream.too_large:
+            return
+        stream.body += event.data
+        if len(stream.body) > self._max_body_len:
+            stream.too_large = True
+            stream.body = bytearray()
+            self.respond(
+                event.stream_id, 413, [("content-type", "text/plain")], b"body too large\n"
+            )
+            self._reset(event.stream_id, ErrorCodes.CANCEL)
+
+    def _complete(self, stream_id: int, ready: list[ParsedRequest]) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.too_large:
+            return
+        content_encoding = [v for k, v in stream.headers if k == "content-encoding"]
+        head = RequestHead(
+            stream.method,
+            stream.path,
+            "HTTP/2",
+            stream.headers,
+            True,
+            False,
+            len(stream.body),
+            False,
+            ", ".join(content_encoding) if content_encoding else None,
+        )
+        ready.append(ParsedRequest(head, bytes(stream.body), stream_id=stream_id))
+        stream.body = bytearray()
+
+    def respond(
+        self, stream_id: int, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        """Frame a response; the body goes out as the flow-control windows allow."""
+        stream = self._streams.get(stream_id)
+        if stream is None or self.closed:
+            return  # reset by the client meanwhile, or the connection failed
+        fields = [(":status", str(status))]
+        fields += [(k, v) for k, v in headers if k not in _CONNECTION_FIELDS]
+        try:
+            self.conn.send_headers(stream_id, fields, end_stream=not body)
+        except (ProtocolError, StreamClosedError):
+            self._streams.pop(stream_id, None)
+            return
+        if body:
+            stream.pending = memoryview(body)
+            self._flush()
+        else:
+            self._streams.pop(stream_id, None)
+
+    def _flush(self) -> None:
+        conn = self.conn
+        for stream_id, stream in list(self._streams.items()):
+            data = stream.pending
+            while data is not None:
+                try:
+                    window = conn.local_flow_control_window(stream_id)
+                except (ProtocolError, StreamClosedError):
+                    self._streams.pop(stream_id, None)
+                    break
+                size = min(window, conn.max_outbound_frame_size, len(data))
+                if size <= 0 and len(data):
+                    break  # wait for WINDOW_UPDATE
+                end = size == len(data)
+                try:
+                    conn.send_data(stream_id, data[:size].tobytes(), end_stream=end)
+                except (FlowControlError, ProtocolError, StreamClosedError):
+                    self._streams.pop(stream_id, None)
+                    break
+                data = None if end else data[size:]
+                stream.pending = data
+                if end:
+                    self._streams.pop(stream_id, None)
+
+    def _reset(self, stream_id: int, code: ErrorCodes) -> None:
+        try:
+            self.conn.reset_stream(stream_id, code)
+        except (ProtocolError, StreamClosedError):
+            pass
+
+    def _goaway(self, code: ErrorCodes, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.conn.close_connection(code, additional_data=reason.encode()[:200])
+
+    def close(self) -> None:
+        """Server shutdown: GOAWAY with NO_ERROR; streams in flight are still answered."""
+        if not self.closed and not self.draining:
+            self.draining = True
+            self.conn.close_connection(ErrorCodes.NO_ERROR)
