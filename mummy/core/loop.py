@@ -13,7 +13,6 @@ response has been handed back.
 
 import errno
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from mummy.core.connection import Connection
 from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
+from mummy.core.poller import ERROR, READ, WRITE, make_poller
 from mummy.core.response import error_response
 from mummy.core.ring import Mailbox, TaskRing
 from mummy.core.timers import TimerWheel
@@ -52,9 +52,9 @@ CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-EPOLLIN = select.EPOLLIN
-EPOLLOUT = select.EPOLLOUT
-EPOLLERR = select.EPOLLERR
+EPOLLIN = READ
+EPOLLOUT = WRITE
+EPOLLERR = ERROR
 
 # What workers (and any thread sending on a WebSocket) post to the IO thread:
 # (kind, connection, bytes, extra), or None, a nudge to look at the control flags.
@@ -119,7 +119,7 @@ class EventLoop:
         self._wheel: TimerWheel[Connection] = TimerWheel()
         self._next_timer_check = 0.0
         self._accepting = True  # the listener is registered with epoll
-        self._ep = select.epoll()
+        self._ep = make_poller()
         self._conns: dict[int, Connection] = {}
         self._stalled: deque[Connection] = deque()
         self._accept_paused_until = 0.0

@@ -14,7 +14,8 @@ woken by the next `put`, one worker per item.
 
 `Mailbox` (workers -> IO thread). Many producers (any thread) call `post`; one
 consumer, the IO thread, calls `drain`. Items go into a `SimpleQueue`; the IO
-thread sleeps in epoll and is woken through an eventfd. To batch wake-ups,
+thread sleeps in epoll and is woken through an eventfd (a socketpair where
+there is no eventfd). To batch wake-ups,
 `_notified` (guarded by `_lock`) records that a write to the eventfd is already
 pending: only the first post after a drain pays for the syscall. `drain` clears
 the flag *before* emptying the queue, so an item posted while the flag was set
@@ -26,9 +27,10 @@ SimpleQueue wins by a wide margin on both (figures in the README), so the ring
 is this thin, bounded layer over it.
 """
 
-import os
 from queue import Empty, SimpleQueue
 from threading import Lock
+
+from mummy.core.poller import Waker
 
 
 class TaskRing[T]:
@@ -83,31 +85,30 @@ class TaskRing[T]:
 class Mailbox[T]:
     """Many producers -> the IO thread, with one eventfd wake-up per batch."""
 
-    __slots__ = ("_lock", "_notified", "_queue", "fd")
+    __slots__ = ("_closed", "_lock", "_notified", "_queue", "_waker", "fd")
 
     def __init__(self) -> None:
         self._queue: SimpleQueue[T] = SimpleQueue()
         self._lock = Lock()
         self._notified = False
-        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._closed = False
+        self._waker = Waker()
+        self.fd = self._waker.fd
 
     def post(self, item: T) -> None:
         """Any thread. After `close`, items are dropped."""
         self._queue.put(item)
         with self._lock:
-            if self._notified or self.fd < 0:
+            if self._notified or self._closed:
                 return
             self._notified = True
             # Written under the lock so that `close` cannot free the fd (and the
             # kernel hand it to another file) between the check and the write.
-            os.eventfd_write(self.fd, 1)
+            self._waker.wake()
 
     def drain(self) -> list[T]:
         """IO thread only: everything posted so far, in post order per producer."""
-        try:
-            os.eventfd_read(self.fd)
-        except BlockingIOError:
-            pass
+        self._waker.clear()
         with self._lock:
             self._notified = False
         items: list[T] = []
@@ -120,6 +121,7 @@ class Mailbox[T]:
 
     def close(self) -> None:
         with self._lock:
-            fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
+            if self._closed:
+                return
+            self._closed = True
+            self._waker.close()
