@@ -209,13 +209,22 @@ def servers(peers: dict[str, Path]) -> list[ServerSpec]:
 # --- running servers and the client -----------------------------------------------------
 
 
+def other_benchmark_running() -> bool:
+    """wrk, or bench/http.py between two of its wrk runs."""
+    return any(
+        subprocess.run(["pgrep", *args], capture_output=True).returncode == 0
+        for args in (["-x", "wrk"], ["-f", "bench/http[.]py"])
+    )
+
+
 def wait_for_wrk() -> None:
-    """Another benchmark (bench/http.py) may be loading the machine: let it finish."""
+    """Another benchmark (bench/http.py and its wrk) may be loading the machine: let it
+    finish, so that neither run measures the other."""
     deadline = time.monotonic() + WRK_WAIT_S
     told = False
-    while subprocess.run(["pgrep", "-x", "wrk"], capture_output=True).returncode == 0:
+    while other_benchmark_running():
         if not told:
-            print("waiting for a running wrk to finish...", flush=True)
+            print("waiting for bench/http.py (wrk) to finish...", flush=True)
             told = True
         if time.monotonic() > deadline:
             sys.exit(f"wrk still running after {WRK_WAIT_S} s; try later")
