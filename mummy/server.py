@@ -274,6 +274,12 @@ class Server:
         Called from the main thread, SIGINT and SIGTERM close the server
         gracefully; a second SIGINT exits at once.
         """
+        if not logging.getLogger().handlers and not log.handlers:
+            # A script calling serve() with no logging set up still gets the startup
+            # line and the tracebacks of failing handlers, as uvicorn and gunicorn do.
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
         _raise_open_file_limit()
         self.start(
             port,
