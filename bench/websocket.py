@@ -19,10 +19,11 @@ against uvicorn (+ websockets) and granian, side by side in one run.
     venv under bench/.venvs/ made here from the 3.13t interpreter. Run twice: without
     compression, then with permessage-deflate offered (each server negotiates it or not).
 
-One server at a time; the load generator is `node bench/ws-client/client.js` (`npm ci`
-is run there when node_modules is missing). Nothing runs while a `wrk` (bench/http.py)
-does: we wait for it. Writes bench/results/websocket.md and websocket.json, server logs
-to bench/results/logs/ws-*.log. This file only orchestrates: any python3 >= 3.11 runs it.
+One server at a time; the load generator is `node bench/ws-client/client.js` (`npm ci` is
+run there when node_modules is missing). mummy runs from a copy of mummy/ taken at the
+start. Nothing runs while bench/http.py (wrk) does: we wait for it. Writes
+bench/results/websocket.md and websocket.json, server logs to bench/results/logs/ws-*.log.
+This file only orchestrates: any python3 >= 3.11 runs it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ CLIENT = BENCH / "ws-client"
 VENVS = BENCH / ".venvs"
 RESULTS = BENCH / "results"
 LOGS = RESULTS / "logs"
+SNAPSHOT = RESULTS / "ws-mummy-snapshot"
 
 HOST = "127.0.0.1"
 NODE = "/usr/bin/node"
@@ -75,6 +77,7 @@ class ServerSpec:
     interpreter: str
     command: Callable[[int], list[str]]
     settings: str
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -165,6 +168,16 @@ def ensure_peer_venv(name: str) -> tuple[Path | None, str]:
     return venv, done.stdout.strip()
 
 
+def snapshot_mummy() -> Path:
+    """A copy of mummy/, first on the servers' sys.path: edits to the tree (or a venv
+    being re-provisioned) during the run don't change what is measured."""
+    if not (SNAPSHOT / "mummy").exists():
+        shutil.copytree(
+            REPO / "mummy", SNAPSHOT / "mummy", ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return SNAPSHOT
+
+
 def servers(peers: dict[str, Path]) -> list[ServerSpec]:
     specs = [
         ServerSpec(
@@ -172,6 +185,7 @@ def servers(peers: dict[str, Path]) -> list[ServerSpec]:
             label,
             lambda port, py=py: [str(py), str(APPS / "ws_app.py"), str(port)],
             "default workers (10 x CPUs), websocket_compression=True",
+            {"PYTHONPATH": str(snapshot_mummy())},
         )
         for label, py in VENV_PYTHON.items()
     ]
@@ -244,7 +258,11 @@ class RunningServer:
         self.log_path = LOGS / f"ws-{log_name}.log"
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            spec.command(self.port), cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT
+            spec.command(self.port),
+            cwd=REPO,
+            env={**os.environ, **spec.env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -484,6 +502,7 @@ def main() -> int:
     args = parser.parse_args()
     wanted = set(args.servers.split(","))
 
+    shutil.rmtree(SNAPSHOT, ignore_errors=True)
     nofile = raise_nofile()
     if not args.skip_idle and nofile < args.connections + 100:
         sys.exit(f"the open-file limit ({nofile}) is below --connections + 100")
