@@ -77,7 +77,14 @@ class H2Session:
     """One HTTP/2 connection; IO thread only."""
 
     def __init__(self, *, max_headers_len: int, max_body_len: int, max_streams: int) -> None:
-        config = H2Configuration(client_side=False, header_encoding="latin-1")
+        # Outbound fields are validated (and lower-cased) by mummy.core.response.h2_fields;
+        # h2 doing it again costs more than the rest of a small response.
+        config = H2Configuration(
+            client_side=False,
+            header_encoding="latin-1",
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.conn = H2Connection(config)
         self._settings: dict[SettingCodes | int, int] = {
             SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
