@@ -46,10 +46,12 @@ from mummy.headers import Headers
 __all__ = ["MultipartEntry", "MultipartError", "decode_multipart"]
 
 # One `; name=value` parameter of a header value; a quoted value ends at the next quote.
+# Possessive quantifiers: no backtracking, so matching is linear in the header's length
+# (overlapping `[ \t]*` runs made it cubic on long runs of spaces).
 _PARAM = re.compile(
-    r'[ \t]*(?P<name>[^=;" \t]*)[ \t]*'
-    r'(?:=[ \t]*(?:"(?P<quoted>[^"]*)"|(?P<token>[^;"]*)))?'
-    r"[ \t]*(?:;|$)"
+    r'[ \t]*+(?P<name>[^=;" \t]*+)[ \t]*+'
+    r'(?:=[ \t]*+(?:"(?P<quoted>[^"]*+)"|(?P<token>[^;"]*+)))?'
+    r"[ \t]*+(?:;|$)"
 )
 # RFC 8187 §3.2.1: ext-value = charset "'" [ language ] "'" value-chars
 _EXT_VALUE = re.compile(r"(?P<charset>[^']*)'[^']*'(?P<value>(?:%[0-9A-Fa-f]{2}|[^%])*)")

@@ -37,6 +37,7 @@ class ResponseContext:
     zstd_level: int
     access_log: bool
     websocket_send_buffer_len: int
+    max_message_len: int
     websocket_compression: bool | str
     # Registers a new WebSocket with its server (for close() to say goodbye).
     register_websocket: Callable[[WebSocket], None]
@@ -224,7 +225,7 @@ class Request:
             self.respond(501, None, "WebSockets over HTTP/2 are not supported; use HTTP/1.1\n")
             raise MummyError("WebSockets over HTTP/2 are not supported; use HTTP/1.1")
         try:
-            wire, proto = open_websocket(self, ctx.websocket_compression)
+            wire, proto = open_websocket(self, ctx.websocket_compression, ctx.max_message_len)
         except MummyError as exc:
             status = 426 if "version" in str(exc).lower() else 400
             headers = {"Sec-WebSocket-Version": "13"} if status == 426 else None

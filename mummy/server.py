@@ -233,6 +233,7 @@ class Server:
             zstd_level=self.zstd_level,
             access_log=self.access_log,
             websocket_send_buffer_len=self.websocket_send_buffer_len,
+            max_message_len=self.max_message_len,
             websocket_compression=self.websocket_compression,
             register_websocket=self._register_websocket,
         )
@@ -479,6 +480,7 @@ class Server:
                 events, drop = ws.gone(), True
             for event, message in events:
                 self._dispatch_websocket(ws, event, message)
+            ws.fail_pending()
             if drop:
                 if ws.claim_close():
                     self._dispatch_websocket(ws, Event.CLOSE, None)

@@ -15,6 +15,7 @@ import binascii
 import enum
 import logging
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -24,6 +25,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong
 from wsproto.events import Message as WsprotoMessage
 from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import RemoteProtocolError
 
 from mummy.core.loop import WS_CLOSING, WS_SEND
@@ -66,8 +68,38 @@ def _tokens(values: list[str]) -> set[str]:
     return {t.strip().lower() for v in values for t in v.split(",")}
 
 
+class BoundedPerMessageDeflate(PerMessageDeflate):
+    """permessage-deflate (RFC 7692) that stops inflating past `max_message_len`:
+    deflate expands up to ~1000:1, so a 64 KiB frame could otherwise cost 64 MiB
+    before any size check runs. Past the limit the connection fails with 1009."""
+
+    def __init__(self, max_message_len: int, **options: bool) -> None:
+        super().__init__(**options)
+        self._limit = max_message_len
+        self._inflated = 0
+
+    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        assert self._decompressor is not None
+        try:
+            # max_length >= 1 here (0 would mean "no limit" to zlib).
+            out = self._decompressor.decompress(bytes(data), self._limit + 1 - self._inflated)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(out)
+        if self._decompressor.unconsumed_tail or self._inflated > self._limit:
+            return CloseReason.MESSAGE_TOO_BIG
+        return out
+
+    def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
+        if fin:
+            self._inflated = 0
+        return super().frame_inbound_complete(proto, fin)
+
+
 def open_websocket(
-    request: Request, compression: WebSocketCompression
+    request: Request, compression: WebSocketCompression, max_message_len: int
 ) -> tuple[bytes, WSConnection]:
     """Check an upgrade request (RFC 6455 §4.2.1) and build the 101 response.
     Raises MummyError saying what is wrong with the handshake."""
@@ -101,7 +133,8 @@ def open_websocket(
         # messages; RFC 7692 §7.1.1.1-2 lets a server ask for both directions.
         takeover = compression == "context_takeover"
         extensions.append(
-            PerMessageDeflate(
+            BoundedPerMessageDeflate(
+                max_message_len,
                 client_no_context_takeover=not takeover,
                 server_no_context_takeover=not takeover,
             )
@@ -146,6 +179,7 @@ class WebSocket:
         self._fragments: list[str | bytes] = []
         self._fragments_len = 0
         self._close_dispatched = False
+        self._pending_fail: tuple[int, str] | None = None
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.remote_address} {self.request.path}>"
@@ -215,7 +249,9 @@ class WebSocket:
                     return [*out, *self._on_close(ev)], True
                 if isinstance(ev, WsprotoMessage):
                     self._fragments.append(ev.data)
-                    self._fragments_len += len(ev.data)
+                    # The limit is in bytes, for text too (UTF-8 on the wire).
+                    size = len(ev.data.encode()) if isinstance(ev.data, str) else len(ev.data)
+                    self._fragments_len += size
                     if self._fragments_len > max_message_len:
                         # RFC 6455 §7.4.1: 1009, message too big.
                         self._fragments.clear()
@@ -231,8 +267,10 @@ class WebSocket:
                             )
                         out.append((Event.MESSAGE, message))
                 elif isinstance(ev, Ping):
-                    # RFC 6455 §5.5.2: answer with a Pong; the handler still sees the PING.
-                    self._post_frame(proto.send(ev.response()))
+                    # RFC 6455 §5.5.2: answer with a Pong (not once our Close is out);
+                    # the handler still sees the PING.
+                    if proto.state is ConnectionState.OPEN:
+                        self._post_frame(proto.send(ev.response()))
                     out.append((Event.MESSAGE, Message(MessageKind.PING, bytes(ev.payload))))
                 elif isinstance(ev, Pong):
                     self.awaiting_pong = False
@@ -253,9 +291,20 @@ class WebSocket:
         return [(Event.ERROR, None)]
 
     def _fail(self, code: int, reason: str) -> None:
-        if self._proto.state is ConnectionState.OPEN:
-            self._post_frame(self._proto.send(CloseConnection(code=code, reason=reason)))
+        # The Close goes out in fail_pending(), after the handler has seen the
+        # events that came before the failure (and could still answer them).
+        self._pending_fail = (code, reason)
         self.close_code, self.close_reason = code, reason
+
+    def fail_pending(self) -> None:
+        """Worker, after dispatching: send the Close of a failure found in receive()."""
+        pending, self._pending_fail = self._pending_fail, None
+        if pending is None:
+            return
+        with self._lock:
+            if self._proto.state is ConnectionState.OPEN:
+                code, reason = pending
+                self._post_frame(self._proto.send(CloseConnection(code=code, reason=reason)))
 
     def _post_frame(self, frame: bytes) -> None:
         self._unsent += len(frame)

@@ -26,8 +26,16 @@ _FAST_FIELDS = re.compile(rf"({_TOKEN}):[ \t]*({_FIELD_VALUE})[ \t]*\r\n")
 _FAST_FIELD_BLOCK = re.compile(rf"(?:{_TOKEN}:[ \t]*{_FIELD_VALUE}[ \t]*\r\n)*")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
-# RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
-_CHUNK_EXT = re.compile(rb"(?:[ \t]*;[ \t]*[\x21-\x7e]*(?:[ \t]*=[ \t]*[\x21-\x7e]*)?)*[ \t]*")
+# RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+# chunk-ext-val = token / quoted-string. Tokens cannot contain ";", and every quantifier
+# is possessive, so a rejected line costs linear time (this runs on the IO thread).
+_CHUNK_EXT = re.compile(
+    rb"(?:[ \t]*+;[ \t]*+"
+    + _TOKEN.encode()
+    + rb"(?:[ \t]*+=[ \t]*+(?:"
+    + _TOKEN.encode()
+    + rb'|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*+"))?+)*+[ \t]*+'
+)
 
 _MAX_CHUNK_LINE = 4096
 _FRAMING_FIELDS = frozenset(
@@ -271,6 +279,8 @@ class RequestParser:
             # RFC 9112 §2.2: ignore empty lines received before the request-line.
             while buf.startswith(b"\r\n"):
                 del buf[:2]
+            if buf == b"\r":
+                return None  # maybe the CR of an empty line: wait for its LF
         end = buf.find(b"\r\n\r\n", scan - 3 if scan > 3 else 0)
         limit = self._max_headers_len
         if end < 0:
@@ -303,9 +313,12 @@ class RequestParser:
         while True:
             if self._chunk_left == -1:
                 eol = buf.find(b"\r\n", pos)
+                # The same limit however the line arrives: a partial line may end in CR.
+                if (
+                    eol < 0 and len(buf) - pos > _MAX_CHUNK_LINE + 1
+                ) or eol - pos > _MAX_CHUNK_LINE:
+                    raise ProtocolError(400, "chunk size line too long")
                 if eol < 0:
-                    if len(buf) - pos > _MAX_CHUNK_LINE:
-                        raise ProtocolError(400, "chunk size line too long")
                     break
                 line = bytes(buf[pos:eol])
                 size_text, sep, ext = line.partition(b";")
@@ -325,7 +338,15 @@ class RequestParser:
             elif self._chunk_left == -2:
                 eol = buf.find(b"\r\n", pos)
                 if eol < 0:
-                    if self._trailer_len + len(buf) - pos > self._max_headers_len:
+                    # A trailer line counts with its CRLF; the final empty line does not.
+                    # A partial line other than a lone CR will count at least one more byte.
+                    partial = len(buf) - pos
+                    lone_cr = partial == 1 and buf[pos] == 13
+                    if (
+                        partial
+                        and not lone_cr
+                        and self._trailer_len + partial + 1 > self._max_headers_len
+                    ):
                         raise ProtocolError(431, "trailer section too large")
                     break
                 if eol == pos:

@@ -1,6 +1,6 @@
 """Regressions from fuzzing (fuzz/, ci/fuzz.py) of the WebSocket frame path and the
-multipart decoder. Strict xfail marks known bugs in mummy: each passes, and so must
-lose its mark, once the bug is fixed (and the matching KNOWN BUG guard in fuzz/ goes).
+multipart decoder: each test is a bug that was found and fixed (a deflate bomb, a Pong
+after our Close, text limits counted in characters, cubic multipart parameters).
 Parser regressions live in test_http1_properties.py."""
 
 import struct
@@ -46,7 +46,7 @@ def open_socket(offer_deflate: bool = False) -> WebSocket:
     if offer_deflate:
         pairs.append(("Sec-WebSocket-Extensions", "permessage-deflate"))
     request = UpgradeRequest(Headers(pairs))
-    response, proto = open_websocket(request, True)  # type: ignore[arg-type]
+    response, proto = open_websocket(request, True, 1 << 16)  # type: ignore[arg-type]
     assert (b"permessage-deflate" in response) is offer_deflate
     return WebSocket(request, proto, object(), request.posted.append, 1 << 20)  # type: ignore[arg-type]
 
@@ -66,7 +66,7 @@ def frame(opcode: int, payload: bytes, *, rsv1: bool = False) -> bytes:
 
 
 def test_frames_round_trip_through_receive() -> None:
-    # The helpers above drive the real receive path (a guard for the xfails below).
+    # The helpers above drive the real receive path (a guard for the regressions below).
     ws = open_socket()
     events, drop = ws.receive(frame(1, b"hi") + frame(9, b"p") + frame(2, b"\x00"), 1 << 16)
     assert [(e, m.kind, m.data) for e, m in events if m] == [
@@ -77,14 +77,6 @@ def test_frames_round_trip_through_receive() -> None:
     assert not drop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/websocket.py WebSocket.receive answers every Ping with "
-    "proto.send(ev.response()); after our Close (state LOCAL_CLOSING) wsproto refuses to "
-    "send a Pong and raises LocalProtocolError, which escapes receive(): the server logs "
-    "'WebSocket protocol failure', dispatches ERROR, drops the connection without the "
-    "closing handshake, and loses the messages read in the same batch",
-)
 def test_ping_after_our_close() -> None:
     ws = open_socket()
     ws.close(1000, "bye")
@@ -93,25 +85,12 @@ def test_ping_after_our_close() -> None:
     assert not drop  # still waiting for the peer's Close
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/websocket.py WebSocket.receive adds len(ev.data) to _fragments_len: for "
-    "TEXT that is characters, so a text message of max_message_len characters may be up to "
-    "4 x max_message_len bytes (the README documents a limit in bytes, 64 KiB)",
-)
 def test_text_limit_counts_bytes() -> None:
     ws = open_socket()
     events, drop = ws.receive(frame(1, ("\u20ac" * 6).encode()), 16)  # 6 chars, 18 bytes
     assert events == [(Event.ERROR, None)] and drop and ws.close_code == 1009
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/websocket.py WebSocket.receive feeds all received bytes to wsproto, whose "
-    "PerMessageDeflate inflates a frame's payload with no max_length; max_message_len is "
-    "checked only afterwards, so 64 KiB of compressed zeros become 64 MiB (about 1000:1; "
-    "the IO thread buffers up to max_headers_len + max_body_len per batch, so ~1 GiB)",
-)
 def test_compressed_message_is_not_inflated_past_the_limit() -> None:
     ws = open_socket(offer_deflate=True)
     deflate = zlib.compressobj(wbits=-15)
@@ -153,13 +132,6 @@ def finishes(code: str, timeout: float = 5.0) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/multipart.py _PARAM: the OWS after '=', the unquoted value [^;\"]* and the "
-    "OWS before ';' all match spaces, so a parameter value of n spaces followed by '\"' "
-    "takes O(n^3) in _split_params (1000 spaces: 2 s, 2000: 17 s; a Content-Type under "
-    "max_headers_len can hold a worker for about an hour)",
-)
 @pytest.mark.parametrize("where", ["content-type", "content-disposition"])
 def test_multipart_parameters_backtracking_is_bounded(where: str) -> None:
     assert finishes(

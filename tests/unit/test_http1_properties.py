@@ -9,8 +9,9 @@
   with random chunk sizes, extensions and trailers, pipelined) come back exactly as
   they were built, however they are split, and exactly as h11 reads them.
 
-Known bugs in the parser are pinned by strict xfail tests at the end of this file; the
-properties step around them (see `known_bug_cuts`) so that they keep testing the rest.
+The bugs these properties and atheris found (exponential chunk-extension matching, a
+leading CRLF split between reads, limits that depended on how bytes arrived) are fixed;
+their regression tests are at the end of this file.
 """
 
 import itertools
@@ -113,40 +114,16 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
-def known_bug_cuts(data: bytes, starts: list[int]) -> set[int]:
-    """Cuts between the CR and the LF of an empty line before a request: the parser
-    then refuses what it accepts unsplit (test_leading_empty_line_split_* below; this
-    exclusion goes when that bug is fixed)."""
-    bad = set()
-    for start in starts:
-        pos = start
-        while data.startswith(b"\r\n", pos):
-            bad.add(pos + 1)
-            pos += 2
-    return bad
-
-
-def trailer_limit_bug(whole: Outcome, pieces: Outcome, reason: str) -> bool:
-    """Whether `pieces` differs from `whole` only by the known bug of
-    test_trailer_limit_does_not_depend_on_how_it_arrives (this goes when it is fixed)."""
-    return (
-        reason == "trailer section too large"
-        and pieces[0] == whole[0][: len(pieces[0])]
-        and (len(pieces[0]) < len(whole[0]) or whole[2] is None)
-    )
-
-
 def check_split_independence(
     data: bytes, cuts: list[int], max_headers_len: int = 8192, max_body_len: int = 1 << 20
 ) -> Outcome:
     """The outcome unsplit, which must equal the outcome in pieces at `cuts` and one
-    byte at a time (less the known-bug cuts in both)."""
-    whole, starts, _ = parse_pieces([data], max_headers_len, max_body_len)
-    bad = known_bug_cuts(data, starts)
+    byte at a time."""
+    whole, _, _ = parse_pieces([data], max_headers_len, max_body_len)
     for cut in (cuts, range(1, len(data))):
-        pieces = split(data, [c for c in cut if c not in bad])
-        outcome, _, reason = parse_pieces(pieces, max_headers_len, max_body_len)
-        assert outcome == whole or trailer_limit_bug(whole, outcome, reason), pieces
+        pieces = split(data, list(cut))
+        outcome, _, _ = parse_pieces(pieces, max_headers_len, max_body_len)
+        assert outcome == whole, pieces
     return whole
 
 
@@ -397,19 +374,13 @@ def test_a_request_cut_short_is_never_complete(request: tuple[bytes, Fields], ex
         assert done == [] and status is None
 
 
-# --- known bugs (strict xfail: they pass once mummy is fixed) -------------------------------
+# --- regressions: bugs these properties and the fuzzers found, fixed -------------------------
 
 
 def pieces_outcome(*pieces: bytes) -> Outcome:
     return parse_pieces(list(pieces))[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/core/http1.py RequestParser._read_head strips leading CRLFs only while "
-    "self._scan == 0: a CR that arrives alone sets _scan to 1, so the CRLF is kept and the "
-    "head then fails in h11 with 400 'no request line received'",
-)
 @pytest.mark.parametrize(
     "pieces",
     [
@@ -425,11 +396,6 @@ def test_leading_empty_line_split_between_cr_and_lf(pieces: tuple[bytes, ...]) -
     assert pieces_outcome(*pieces) == pieces_outcome(b"".join(pieces))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/core/http1.py _read_chunked enforces _MAX_CHUNK_LINE (4096) only while the "
-    "line's CRLF has not arrived: the same line is accepted when it arrives whole",
-)
 def test_chunk_line_limit_does_not_depend_on_how_it_arrives() -> None:
     head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     line = b"1;" + b"e" * 5000
@@ -437,13 +403,6 @@ def test_chunk_line_limit_does_not_depend_on_how_it_arrives() -> None:
     assert pieces_outcome(head + line, rest) == pieces_outcome(head + line + rest)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/core/http1.py _read_chunked counts a partial trailer line, including the "
-    "CR of the empty line that ends the section, against max_headers_len, but not that "
-    "final CRLF once it is there: trailers of exactly max_headers_len bytes are accepted "
-    "whole and refused with 431 when the last LF arrives on its own (found by atheris)",
-)
 def test_trailer_limit_does_not_depend_on_how_it_arrives() -> None:
     head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     trailer = b"X: " + b"v" * 55 + b"\r\n"
@@ -454,12 +413,6 @@ def test_trailer_limit_does_not_depend_on_how_it_arrives() -> None:
     assert parse_pieces([data[:-1], data[-1:]], max_headers_len=60)[0] == whole
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/core/http1.py _CHUNK_EXT: [\\x21-\\x7e]* excludes SP and HTAB, so a "
-    "quoted-string extension value with a space (RFC 9112 §7.1.1, RFC 9110 §5.6.4) is "
-    "refused with 400; h11 accepts it",
-)
 def test_chunk_extension_quoted_value_with_a_space() -> None:
     wire = (
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -480,12 +433,6 @@ def finishes(code: str, timeout: float = 5.0) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mummy/core/http1.py _CHUNK_EXT backtracks exponentially: [\\x21-\\x7e]* also "
-    "matches ';', so a chunk-size line of '1' and 40 ';' then a byte it refuses (here NUL) "
-    "takes hours in _CHUNK_EXT.fullmatch, on the IO thread, stalling every connection",
-)
 def test_chunk_extension_refusal_is_not_exponential() -> None:
     assert finishes(
         """
@@ -500,3 +447,14 @@ def test_chunk_extension_refusal_is_not_exponential() -> None:
             raise AssertionError("accepted")
         """
     )
+
+
+def test_trailer_limit_after_a_complete_trailer_line() -> None:
+    # Found by atheris after the first fix: a trailer line of exactly max_headers_len
+    # bytes (with its CRLF) was refused only when nothing of the next line had arrived.
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+    trailer = b"T: " + b"v" * 59 + b"\r\n"  # 64 bytes with its CRLF
+    data = head + trailer + b"\r\n"
+    whole, _, _ = parse_pieces([data], 64, 16)
+    byte_by_byte, _, _ = parse_pieces([data[i : i + 1] for i in range(len(data))], 64, 16)
+    assert whole == byte_by_byte and len(whole[0]) == 1
