@@ -435,6 +435,8 @@ class EventLoop:
             self._wheel.arm(conn, now + self._keep_alive_timeout, T_IDLE)
 
     def _take_responses(self) -> None:
+        # HTTP/2 connections with new frames: written once per drain, not per stream.
+        h2_ready: set[Connection] = set()
         for item in self.mailbox.drain():
             if item is None:
                 self._control()
@@ -469,8 +471,10 @@ class EventLoop:
                     self._wheel.arm(conn, time.monotonic() + self._ws_close_timeout, T_WS_CLOSE)
             elif kind == H2_RESPONSE:
                 self._ring.done()
-                if not conn.closed:
-                    self._on_h2_response(conn, data, extra)
+                if not conn.closed and conn.h2 is not None:
+                    stream_id, status, fields = extra
+                    conn.h2.respond(stream_id, status, fields, data)
+                    h2_ready.add(conn)
             elif kind == TLS_STEP:
                 self._ring.done()
                 if not conn.closed:
@@ -481,6 +485,9 @@ class EventLoop:
                 conn.close_after_send = True
                 if not conn.out:
                     self._close(conn)
+        for conn in h2_ready:
+            if not conn.closed:
+                self._h2_output(conn)
         stalled = self._stalled
         while stalled and not self._ring.full:
             conn = stalled.popleft()
@@ -563,16 +570,6 @@ class EventLoop:
         elif conn.timer_kind != T_IDLE:
             self._wheel.arm(conn, time.monotonic() + self._keep_alive_timeout, T_IDLE)
         self._update_events(conn)
-
-    def _on_h2_response(
-        self, conn: Connection, body: bytes, extra: tuple[int, int, list[tuple[str, str]]]
-    ) -> None:
-        session = conn.h2
-        if session is None:
-            return
-        stream_id, status, fields = extra
-        session.respond(stream_id, status, fields, body)
-        self._h2_output(conn)
 
     def _on_upgrade(self, conn: Connection, wire: bytes, ws: object) -> None:
         # Bytes after the upgrade request are the first WebSocket frames; they are
