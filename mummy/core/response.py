@@ -40,6 +40,15 @@ def http_date() -> str:
     return cached[1]
 
 
+def check_field(name: str, value: str) -> None:
+    """A field a handler may send: a token name, and no CR, LF or NUL in the value
+    (RFC 9110 §5.5), so no response splitting."""
+    if _TOKEN.fullmatch(name) is None:
+        raise MummyError(f"invalid header name {name!r}")
+    if _BAD_VALUE.search(value) is not None:
+        raise MummyError(f"header {name!r} has a CR, LF or NUL in its value")
+
+
 def status_line(status: int) -> bytes:
     line = _STATUS_LINES.get(status)
     if line is None:
@@ -74,10 +83,7 @@ def serialize(
         if line is not None:
             out.append(line)
             continue
-        if _TOKEN.fullmatch(name) is None:
-            raise MummyError(f"invalid header name {name!r}")
-        if _BAD_VALUE.search(value) is not None:
-            raise MummyError(f"header {name!r} has a CR, LF or NUL in its value")
+        check_field(name, value)
         key = name.lower()
         if key == "content-length":
             content_length = value
@@ -162,10 +168,7 @@ def h2_fields(
     content_length: str | None = None
     has_date = False
     for name, value in headers:
-        if _TOKEN.fullmatch(name) is None:
-            raise MummyError(f"invalid header name {name!r}")
-        if _BAD_VALUE.search(value) is not None:
-            raise MummyError(f"header {name!r} has a CR, LF or NUL in its value")
+        check_field(name, value)
         key = name.lower()
         if key == "content-length":
             content_length = value
