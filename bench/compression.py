@@ -14,9 +14,11 @@ and `.venv-gil` (3.13). Each cell is `wrk -t2 -c<conns> -d<secs>s --latency -H
 started fresh every round, both codings on it. Rounds go round-robin over all cells, so
 that a noisy minute on this shared machine spreads over every cell instead of one; the
 median round is reported and every sample is kept in the JSON. Before each server starts
-we wait until no other `wrk` or `node` (another benchmark) is running and, for up to two
-minutes, until other processes leave the cores idle; a sample during which they used more
-than 0.2 cores is run again (--retries times) and the quietest attempt kept.
+we wait until no other `wrk`, `node` or `h2load` (another benchmark) is running and, for
+up to --quiet-wait seconds, until other processes leave the cores idle; a sample during
+which they used more than 0.2 cores is run again (--retries times) and the quietest
+attempt is kept. The scaling ratio is taken within each round (1 and 2 workers ran a minute apart)
+and its median over the rounds reported.
 
 Bytes per response: the body's Content-Length (from one request with that
 Accept-Encoding) and wrk's bytes read ÷ requests (head included). Scaling: req/s at 2
@@ -60,10 +62,9 @@ WARMUP_S = 1
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 QUIET_WAIT_S = 1800  # the longest we wait for another benchmark to finish
-CPU_QUIET_WAIT_S = 120  # the longest we wait for other busy processes to calm down
 OTHER_CPU_WARN = 0.2  # cores used by unrelated processes before a cell is flagged
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-OTHER_BENCHMARKS = ("wrk", "node")
+OTHER_BENCHMARKS = ("wrk", "node", "h2load")  # load generators of our other benchmarks
 
 
 @dataclass
@@ -76,14 +77,15 @@ class Cell:
     workers: int
     default_workers: bool
     connections: int
-    rps: float | None = None  # median over the rounds
+    rps: float | None = None  # median over the quiet rounds (all rounds if none was)
     p99_ms: float | None = None  # of the median round
     body_bytes: int | None = None  # Content-Length of the compressed body
     wire_bytes: float | None = None  # wrk's bytes read / requests, head included
     server_cpu: float | None = None  # cores the server used in the median round
     other_cpu: float | None = None  # cores used by everything but server and wrk
     gil_enabled: bool | None = None
-    samples: list[dict[str, float | None]] = field(default_factory=list)
+    quiet_rounds: int = 0  # rounds during which other processes left the cores alone
+    samples: list[dict[str, float | None]] = field(default_factory=list)  # with "round"
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -117,7 +119,7 @@ def busy_cores(seconds: float = 2.0) -> float:
     return (machine_busy_s() - before) / seconds
 
 
-def wait_for_quiet() -> None:
+def wait_for_quiet(cpu_wait_s: float) -> None:
     """Wait while another benchmark runs (then give up: its numbers and ours would both be
     wrong), and while other work keeps more than OTHER_CPU_WARN cores busy (then go on,
     flagged: on a shared machine that may never end)."""
@@ -130,7 +132,7 @@ def wait_for_quiet() -> None:
             print(f"\n  waiting: another benchmark is running ({', '.join(busy)})", flush=True)
             announced = True
         time.sleep(5)
-    deadline = time.monotonic() + CPU_QUIET_WAIT_S
+    deadline = time.monotonic() + cpu_wait_s
     while (cores := busy_cores()) > OTHER_CPU_WARN and time.monotonic() < deadline:
         if not announced:
             print(f"\n  waiting: other processes keep {cores:.2f} cores busy", flush=True)
@@ -264,23 +266,26 @@ def wrk_command(wrk: str, port: int, coding: str, connections: int, seconds: int
     ]
 
 
-def measure(server: RunningServer, cell: Cell, wrk: str, duration: int, retries: int) -> None:
+def measure(
+    server: RunningServer, cell: Cell, wrk: str, args: argparse.Namespace, round_no: int
+) -> None:
     """One round of one cell: warm up, run wrk, append a sample (or an error) to the cell.
     A run during which other processes were busy is retried, after waiting for quiet, up
-    to `retries` times; the quietest attempt is kept."""
+    to --retries times; the quietest attempt is kept."""
     status, fields, _ = http_get(server.port, "/", cell.coding)
     if status != 200 or fields.get("content-encoding") != cell.coding:
         cell.errors.append(f"probe: {status}, Content-Encoding {fields.get('content-encoding')}")
         return
     cell.body_bytes = int(fields["content-length"])
     attempts = []
-    for attempt in range(retries + 1):
+    for attempt in range(args.retries + 1):
         if attempt:
             print(f"(noisy: {attempts[-1]['other_cpu']:.2f} cores, again) ", end="", flush=True)
-            wait_for_quiet()
-        sample = run_wrk(server, cell, wrk, duration)
+            wait_for_quiet(args.quiet_wait)
+        sample = run_wrk(server, cell, wrk, args.duration)
         if sample is None:
             return
+        sample["round"] = round_no
         attempts.append(sample)
         if (sample["other_cpu"] or 0.0) <= OTHER_CPU_WARN:
             break
@@ -318,36 +323,62 @@ def run_wrk(
 
 
 def summarize(cell: Cell) -> None:
-    """Fill the cell's headline fields from its median round."""
-    if not cell.samples:
+    """Fill the cell's headline fields from its median round: among the quiet rounds (no
+    other process busy) when there are any, else among all."""
+    calm = [s for s in cell.samples if quiet(s)]
+    chosen = calm or cell.samples
+    cell.quiet_rounds = len(calm)
+    if not chosen:
         return
-    ordered = sorted(cell.samples, key=lambda s: s["rps"] or 0.0)
+    ordered = sorted(chosen, key=lambda s: s["rps"] or 0.0)
     median = ordered[(len(ordered) - 1) // 2]
-    cell.rps = statistics.median(s["rps"] or 0.0 for s in cell.samples)
+    cell.rps = statistics.median(s["rps"] or 0.0 for s in chosen)
     cell.p99_ms = median["p99_ms"]
     cell.wire_bytes = median["wire_bytes"]
     cell.server_cpu = median["server_cpu"]
-    cell.other_cpu = max(s["other_cpu"] or 0.0 for s in cell.samples)
+    cell.other_cpu = max(s["other_cpu"] or 0.0 for s in chosen)
+
+
+def quiet(sample: dict[str, float | None]) -> bool:
+    return (sample.get("other_cpu") or 0.0) <= OTHER_CPU_WARN
 
 
 def scaling(cells: list[Cell]) -> list[dict[str, object]]:
-    """Per build and coding: req/s at each worker count ÷ req/s at 1 worker."""
+    """Per build and coding: req/s at each worker count ÷ req/s at 1 worker. Each round's
+    servers ran back to back, so the ratio is taken within a round (both sides saw the
+    same machine) and the median over rounds is reported: over the rounds in which both
+    samples were quiet when there are any (`quiet` then lists how many), else over all."""
     rows = []
     for build in BUILDS:
         for coding in dict.fromkeys(c.coding for c in cells):
             group = {c.workers: c for c in cells if c.build == build and c.coding == coding}
             one = group.get(1)
-            if not group or one is None or not one.rps:
+            if one is None:
                 continue
-            rows.append(
-                {
-                    "build": build,
-                    "interpreter": BUILDS[build],
-                    "coding": coding,
-                    "rps": {str(w): c.rps for w, c in sorted(group.items())},
-                    "ratio": {str(w): (c.rps or 0.0) / one.rps for w, c in sorted(group.items())},
-                }
-            )
+            base = {s["round"]: s for s in one.samples if s.get("rps")}
+            ratio: dict[str, float] = {}
+            quiet_pairs: dict[str, int] = {}
+            for workers, cell in sorted(group.items()):
+                pairs = [(s, base[s["round"]]) for s in cell.samples if s["round"] in base]
+                calm = [(s, b) for s, b in pairs if quiet(s) and quiet(b)]
+                chosen = calm or pairs
+                if chosen:
+                    ratio[str(workers)] = statistics.median(
+                        (s["rps"] or 0.0) / (b["rps"] or 1.0) for s, b in chosen
+                    )
+                    quiet_pairs[str(workers)] = len(calm)
+            if ratio:
+                rows.append(
+                    {
+                        "build": build,
+                        "interpreter": BUILDS[build],
+                        "coding": coding,
+                        "rps": {str(w): c.rps for w, c in sorted(group.items())},
+                        "ratio": ratio,
+                        "quiet_pairs": quiet_pairs,
+                        "rounds": len(one.samples),
+                    }
+                )
     return rows
 
 
@@ -370,16 +401,18 @@ def markdown(cells: list[Cell], machine: dict[str, object], args: argparse.Names
         " compressed per response with mummy's defaults (zstd level 3, gzip level 5)",
         f"- Client: {machine['wrk']}, `wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s"
         ' --latency -H "Accept-Encoding: <coding>"` after a 1 s warm-up, on the same machine'
-        f" (loopback); median of {args.rounds} round(s)",
+        f" (loopback); {args.rounds} round(s), the median of the quiet ones reported (of all,"
+        " when none was quiet: flagged below)",
         "",
-        "| interpreter | coding | workers | req/s | p99 | body bytes (Content-Length)"
-        " | bytes/response read by wrk | server CPU (cores) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| interpreter | coding | workers | req/s | quiet rounds | p99"
+        " | body bytes (Content-Length) | bytes/response read by wrk | server CPU (cores) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cells:
         p99 = "—" if c.p99_ms is None else f"{c.p99_ms:.1f} ms"
         out.append(
-            f"| {c.interpreter} | {c.coding} | {c.workers_label} | {fmt(c.rps)} | {p99}"
+            f"| {c.interpreter} | {c.coding} | {c.workers_label} | {fmt(c.rps)}"
+            f" | {c.quiet_rounds} of {len(c.samples)} | {p99}"
             f" | {fmt(c.body_bytes)} | {fmt(c.wire_bytes)} | {fmt(c.server_cpu, '.2f')} |"
         )
     rows = scaling(cells)
@@ -388,14 +421,20 @@ def markdown(cells: list[Cell], machine: dict[str, object], args: argparse.Names
         labels = [f"{w} ÷ 1" + (" (default)" if w == DEFAULT_WORKERS else "") for w in counts[1:]]
         out += [
             "",
-            "Scaling with workers (req/s ÷ req/s at 1 worker):",
+            "Scaling with workers: req/s ÷ req/s at 1 worker in the same round, median over"
+            " the rounds in which neither run was disturbed (how many in brackets; over all"
+            " rounds when none was quiet):",
             "",
             "| interpreter | coding | " + " | ".join(labels) + " |",
             "|---|---|" + "---:|" * len(labels),
         ]
         for r in rows:
             ratio: dict[str, float] = r["ratio"]
-            values = [f"{ratio[str(w)]:.2f}x" if str(w) in ratio else "—" for w in counts[1:]]
+            calm: dict[str, int] = r["quiet_pairs"]
+            values = [
+                f"{ratio[str(w)]:.2f}x ({calm[str(w)]} quiet)" if str(w) in ratio else "—"
+                for w in counts[1:]
+            ]
             out.append(f"| {r['interpreter']} | {r['coding']} | " + " | ".join(values) + " |")
     trouble = [(c, c.errors) for c in cells if c.errors]
     noisy = [c for c in cells if c.other_cpu is not None and c.other_cpu > OTHER_CPU_WARN]
@@ -405,8 +444,8 @@ def markdown(cells: list[Cell], machine: dict[str, object], args: argparse.Names
             f"- {c.interpreter} {c.coding} {c.workers_label}: {'; '.join(e)}" for c, e in trouble
         ]
         out += [
-            f"- {c.interpreter} {c.coding} {c.workers_label}: other processes used up to"
-            f" {c.other_cpu:.2f} cores during a round"
+            f"- {c.interpreter} {c.coding} {c.workers_label}: no quiet round; other processes"
+            f" used up to {c.other_cpu:.2f} cores"
             for c in noisy
         ]
     return "\n".join(out) + "\n"
@@ -442,7 +481,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument(
-        "--retries", type=int, default=2, help="reruns of a sample disturbed by other work (2)"
+        "--retries", type=int, default=1, help="reruns of a sample disturbed by other work (1)"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait, before a run, for other processes to leave the cores idle (30)",
     )
     parser.add_argument(
         "--workers",
@@ -452,6 +497,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--codings", default="zstd,gzip", help="codings (zstd,gzip)")
     parser.add_argument("--builds", default="ft,gil", help="ft, gil or both (ft,gil)")
+    parser.add_argument(
+        "--name",
+        default="compression",
+        help="results file names: bench/results/NAME.md and .json (compression)",
+    )
     args = parser.parse_args()
     args.worker_counts = [int(w) for w in args.workers.split(",") if w]
     args.coding_list = [c for c in args.codings.split(",") if c]
@@ -460,6 +510,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("--codings takes zstd, gzip and deflate")
     if not set(args.build_list) <= set(BUILDS):
         parser.error("--builds takes ft and gil")
+    if not re.fullmatch(r"compression[a-z0-9-]*", args.name):
+        parser.error("--name starts with 'compression' and has only a-z, 0-9 and '-'")
     if not (1 <= args.duration <= 120 and 1 <= args.rounds <= 9):
         parser.error("--duration is 1..120 seconds, --rounds 1..9")
     return args
@@ -477,7 +529,7 @@ def main() -> None:
             sys.exit(f".venv-{build} is missing: run ./ci/test to provision it")
     RESULTS.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
-    wait_for_quiet()
+    wait_for_quiet(args.quiet_wait)
     machine = machine_info(wrk)
     cells = {
         (b, c, w): Cell(b, BUILDS[b], c, w, w == DEFAULT_WORKERS, args.connections)
@@ -494,7 +546,7 @@ def main() -> None:
     for round_no in range(1, args.rounds + 1):
         for build in args.build_list:
             for workers in args.worker_counts:
-                wait_for_quiet()
+                wait_for_quiet(args.quiet_wait)
                 log_path = LOGS / f"compression-{build}-{workers}.log"
                 server = RunningServer(
                     build, None if workers == DEFAULT_WORKERS else workers, log_path
@@ -517,7 +569,7 @@ def main() -> None:
                             print(problem, flush=True)
                             continue
                         cell.gil_enabled = server.gil_enabled()
-                        measure(server, cell, wrk, args.duration, args.retries)
+                        measure(server, cell, wrk, args, round_no)
                         last = cell.samples[-1] if cell.samples else {}
                         print(
                             f"{fmt(last.get('rps')):>8} req/s  {fmt(cell.body_bytes):>7} B"
@@ -544,12 +596,12 @@ def main() -> None:
     }
     stamp = re.sub(r"[^0-9T]", "", str(machine["date"]))[:15]
     RUNS.mkdir(parents=True, exist_ok=True)
-    for target in (RESULTS / "compression", RUNS / f"compression-{stamp}"):
+    for target in (RESULTS / args.name, RUNS / f"{args.name}-{stamp}"):
         target.with_suffix(".md").write_text(report)
         target.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
     print()
     print(report)
-    print(f"wrote bench/results/compression.md, compression.json and runs/compression-{stamp}.*")
+    print(f"wrote bench/results/{args.name}.md and .json, and runs/{args.name}-{stamp}.*")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ files that are):
   when the JSON is missing: one table each for `/`, `/sleep` and `/cpu`, the mummy worker
   sweep, and 3.13t vs 3.13 per server. Charts: docs/http-requests-per-second.png and
   docs/http-gil-vs-free-threaded.png.
-- Compression (bench/compression.py): `bench/results/compression.json`: req/s and bytes
-  per response by coding and workers, and the 1 -> 2 worker scaling.
-  Chart: docs/compression-scaling.png.
+- Compression (bench/compression.py): every `bench/results/compression*.json` (the
+  default run writes compression.json; `--name` others): req/s and bytes per response by
+  coding and workers, and the scaling from 1 worker. Chart (of the first):
+  docs/compression-scaling.png.
 - WebSocket (bench/websocket.py): the newest `bench/results/websocket*.json`, if any:
   echo throughput and the idle-connection memory. No chart.
 
@@ -25,6 +26,7 @@ which has no cp313t wheel: run this from .venv-gil (ci/requirements-lint.txt pin
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import re
 import sys
@@ -319,21 +321,24 @@ def gil_pairs(run: HttpRun) -> dict[tuple[str, str], tuple[HttpRow, HttpRow]]:
     return pairs
 
 
-def compression_sections(data: dict[str, Any], source: Path) -> list[str]:
+def compression_sections(data: dict[str, Any], source: Path, chart: bool) -> list[str]:
     m = data["machine"]
+    counts = ", ".join(dict.fromkeys(c["workers_label"] for c in data["cells"]))
     out = [
-        "## Compression: a ~100 KB JSON response, zstd and gzip, by workers",
+        f"## Compression: a ~100 KB JSON response, zstd and gzip, with {counts} workers",
         "",
         f"From `{source_line(source)}` (bench/compression.py), {m['date']}: {m['cpu']},"
         f" {m['cores']} cores; mummy {m['mummy_revision']}. Body {m.get('body_bytes', 0):,}"
         " bytes, compressed on the workers for every response (zstd level 3, gzip level 5);"
         f" `wrk -t2 -c{data['connections']} -d{data['duration_s']}s` with"
-        ' `-H "Accept-Encoding: <coding>"`, median of'
-        f" {data['rounds']} round(s). wrk shares the {m['cores']} cores with the server.",
-        "",
-        f"![req/s by workers]({COMPRESSION_CHART})",
+        ' `-H "Accept-Encoding: <coding>"`,'
+        f" {data['rounds']} round(s): req/s is the median of the rounds during which other"
+        " processes left the cores alone (of all rounds where none did: listed below). wrk"
+        f" shares the {m['cores']} cores with the server.",
         "",
     ]
+    if chart:
+        out += [f"![req/s by workers]({COMPRESSION_CHART})", ""]
     body = []
     for c in data["cells"]:
         body.append(
@@ -342,13 +347,14 @@ def compression_sections(data: dict[str, Any], source: Path) -> list[str]:
                 c["coding"],
                 c["workers_label"],
                 fmt_int(c["rps"]),
+                f"{c.get('quiet_rounds', '?')} of {len(c.get('samples') or [])}",
                 fmt_ms(c["p99_ms"]),
                 fmt_int(c["body_bytes"]),
                 fmt_int(c["wire_bytes"]),
                 fmt_float(c["server_cpu"]),
             ]
         )
-    header = ["interpreter", "coding", "workers", "req/s", "p99", "body bytes"]
+    header = ["interpreter", "coding", "workers", "req/s", "quiet rounds", "p99", "body bytes"]
     header += ["bytes/response on the wire", "server CPU (cores)"]
     out += [*table(header, body, 2), ""]
     scaling = data.get("scaling") or []
@@ -356,18 +362,26 @@ def compression_sections(data: dict[str, Any], source: Path) -> list[str]:
         counts = sorted({int(w) for row in scaling for w in row["ratio"]} - {1})
         header = ["interpreter", "coding", *(f"{w} ÷ 1 workers" for w in counts)]
         body = [
-            [row["interpreter"], row["coding"]]
-            + [f"{row['ratio'][str(w)]:.2f}x" if str(w) in row["ratio"] else "—" for w in counts]
+            [row["interpreter"], row["coding"]] + [ratio_cell(row, str(w)) for w in counts]
             for row in scaling
         ]
-        out += ["Scaling (req/s ÷ req/s with 1 worker):", "", *table(header, body, 2), ""]
+        out += [
+            "Scaling: req/s ÷ req/s with 1 worker in the same round, median over the rounds in"
+            " which other processes left both runs alone (how many such rounds in brackets;"
+            " over all rounds when there were none):",
+            "",
+            *table(header, body, 2),
+            "",
+        ]
     trouble = [c for c in data["cells"] if c.get("errors") or (c.get("other_cpu") or 0) > 0.2]
     if trouble:
         out += ["Problems reported by the run:", ""]
         for c in trouble:
             notes = list(c.get("errors") or [])
             if (c.get("other_cpu") or 0) > 0.2:
-                notes.append(f"other processes used up to {c['other_cpu']:.2f} cores")
+                notes.append(
+                    f"no quiet round; other processes used up to {c['other_cpu']:.2f} cores"
+                )
             out.append(
                 f"- {c['interpreter']} {c['coding']} {c['workers_label']}: {'; '.join(notes)}"
             )
@@ -375,8 +389,18 @@ def compression_sections(data: dict[str, Any], source: Path) -> list[str]:
     return out
 
 
+def ratio_cell(row: dict[str, Any], workers: str) -> str:
+    if workers not in row["ratio"]:
+        return "—"
+    quiet = row.get("quiet_pairs", {}).get(workers)
+    note = "" if quiet is None else f" ({quiet} of {row.get('rounds', '?')} quiet)"
+    return f"{row['ratio'][workers]:.2f}x{note}"
+
+
 def websocket_sections(data: dict[str, Any], source: Path) -> list[str]:
-    out = ["## WebSockets", "", f"From `{source_line(source)}` (bench/websocket.py).", ""]
+    written = datetime.datetime.fromtimestamp(source.stat().st_mtime, datetime.UTC)
+    when = written.isoformat(timespec="minutes")
+    out = ["## WebSockets", "", f"From `{source_line(source)}` (bench/websocket.py), {when}.", ""]
     echo = data.get("echo") or []
     if echo:
         args = data.get("args", {})
@@ -565,7 +589,13 @@ def newest(pattern: str) -> Path | None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--http", type=Path, help="an http_servers.py run (.md or .json)")
-    parser.add_argument("--compression", type=Path, help="bench/compression.py's JSON")
+    parser.add_argument(
+        "--compression",
+        type=Path,
+        action="append",
+        help="bench/compression.py's JSON; repeat for several (default: every"
+        " bench/results/compression*.json, compression.json first, which gets the chart)",
+    )
     parser.add_argument("--websocket", type=Path, help="bench/websocket.py's JSON")
     parser.add_argument("--out", type=Path, default=DOCS, help="where to write (docs/)")
     parser.add_argument("--no-charts", action="store_true", help="markdown only")
@@ -575,11 +605,14 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     http_path = args.http or newest_http_run(RESULTS / "runs")
-    compression_path = args.compression or (RESULTS / "compression.json")
+    compression_paths = args.compression or sorted(
+        RESULTS.glob("compression*.json"), key=lambda p: (p.name != "compression.json", p.name)
+    )
     websocket_path = args.websocket or newest("websocket*.json")
 
     run = read_http(http_path) if http_path and http_path.exists() else None
-    compression = json.loads(compression_path.read_text()) if compression_path.exists() else None
+    compressions = [(p, json.loads(p.read_text())) for p in compression_paths if p.exists()]
+    compression = compressions[0][1] if compressions else None
     websocket = None
     if websocket_path is not None and websocket_path.exists():
         websocket = json.loads(websocket_path.read_text())
@@ -599,8 +632,8 @@ def main() -> None:
     ]
     if run is not None:
         out += http_sections(run)
-    if compression is not None:
-        out += compression_sections(compression, compression_path)
+    for i, (path, data) in enumerate(compressions):
+        out += compression_sections(data, path, chart=i == 0)
     if websocket is not None and websocket_path is not None:
         out += websocket_sections(websocket, websocket_path)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copytree(REPO / "mummy", src / "mummy", ignore=shutil.ignore_patterns("__pycache__"))
 
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in DEPENDENCIES]
+    if FREE_THREADED:
+        cached = list(
+            CACHE_WHEELS.glob(f"zstandard-{importlib.metadata.version('zstandard')}-*t-*.whl")
+        )
+        assert cached, f"no cp313t zstandard wheel in {CACHE_WHEELS}: run ./ci/provision"
     pip = [sys.executable, "-m", "pip"]
     run(
         [
