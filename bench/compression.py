@@ -3,8 +3,8 @@
 compressed with zstd and with gzip, on 3.13t and on the GIL build, at 1, 2, 4 and the
 default number of workers, measured with wrk.
 
-    ./bench/compression.py                      # 5 s per cell, 3 rounds, median of rounds
-    ./bench/compression.py --duration 10 --rounds 1
+    ./bench/compression.py                      # 5 s per cell, 3 rounds
+    ./bench/compression.py --workers 1,2 --rounds 5 --name compression-workers-1-2
     ./bench/compression.py --workers 1,2 --codings zstd --builds ft
 
 Serves `bench/apps/compression_app.py` (the body of bench/compression_levels.py, compressed
@@ -12,20 +12,23 @@ on the workers by mummy's defaults: zstd level 3, gzip level 5) with `.venv-ft` 
 and `.venv-gil` (3.13). Each cell is `wrk -t2 -c<conns> -d<secs>s --latency -H
 "Accept-Encoding: <coding>"` after a 1 s warm-up; one server per (build, workers),
 started fresh every round, both codings on it. Rounds go round-robin over all cells, so
-that a noisy minute on this shared machine spreads over every cell instead of one; the
-median round is reported and every sample is kept in the JSON. Before each server starts
-we wait until no other `wrk`, `node` or `h2load` (another benchmark) is running and, for
-up to --quiet-wait seconds, until other processes leave the cores idle; a sample during
-which they used more than 0.2 cores is run again (--retries times) and the quietest
-attempt is kept. The scaling ratio is taken within each round (1 and 2 workers ran a minute apart)
-and its median over the rounds reported.
+that a noisy minute on this shared machine spreads over every cell instead of one.
+
+Noise: before each server starts we wait until no other `wrk`, `node` or `h2load`
+(another benchmark) is running and, for up to --quiet-wait seconds, until other processes
+leave the cores idle. A sample during which they used more than 0.2 cores is run again
+(--retries times) and the quietest attempt kept; a sample still above that is "disturbed".
+A cell's req/s is the median of its quiet rounds (of all rounds when none was quiet, and
+then flagged). The scaling ratio is taken within each round (the 1-worker server ran
+moments before) and its median over the rounds where both samples were quiet reported,
+with their count. Every sample is kept in the JSON.
 
 Bytes per response: the body's Content-Length (from one request with that
-Accept-Encoding) and wrk's bytes read ÷ requests (head included). Scaling: req/s at 2
-workers ÷ req/s at 1, per build and coding. Loopback only; wrk shares the cores with the
-server. Writes bench/results/compression.md and .json (and a copy of both in
-bench/results/runs/); server logs go to bench/results/logs/compression-*.log. This file
-only orchestrates: any python3 >= 3.11 runs it.
+Accept-Encoding) and wrk's bytes read ÷ requests (head included). Loopback only; wrk
+shares the cores with the server. Writes bench/results/NAME.md and .json (NAME: --name,
+`compression` by default) and a copy of both in bench/results/runs/; server logs go to
+bench/results/logs/compression-*.log. This file only orchestrates: any python3 >= 3.11
+runs it. bench/report.py turns the JSON into docs/performance.md and a chart.
 """
 
 from __future__ import annotations
@@ -477,8 +480,8 @@ def machine_info(wrk: str) -> dict[str, object]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per cell and round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per cell and round (5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (3)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument(
         "--retries", type=int, default=1, help="reruns of a sample disturbed by other work (1)"
