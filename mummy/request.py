@@ -39,8 +39,6 @@ class ResponseContext:
     websocket_send_buffer_len: int
     max_message_len: int
     websocket_compression: bool | str
-    # Registers a new WebSocket with its server (for close() to say goodbye).
-    register_websocket: Callable[[WebSocket], None]
 
 
 def _header_pairs(headers: HeadersInput) -> list[tuple[str, str]]:
@@ -234,7 +232,6 @@ class Request:
         if not self._respond_lock.acquire(blocking=False):
             raise MummyError(f"{self.method} {self.uri} has already been responded to")
         ws = WebSocket(self, proto, self._conn, ctx.post, ctx.websocket_send_buffer_len)
-        ctx.register_websocket(ws)
         if ctx.access_log:
             self._log_access(101, 0)
         ctx.post((UPGRADE, self._conn, wire, ws))

@@ -19,18 +19,21 @@ from mummy.core.connection import Connection
 from mummy.core.http1 import ParsedRequest
 from mummy.core.listener import make_listener
 from mummy.core.loop import (
+    H2_REFUSE,
+    H2_RESPONSE,
     RESPONSE,
     TLS_HANDSHAKE,
     TLS_STEP,
     WS_DONE,
     WS_DROP,
+    WS_END,
     WS_GONE,
     WS_INPUT,
     WS_OPEN,
     EventLoop,
     Task,
 )
-from mummy.core.response import error_response
+from mummy.core.response import error_response, h2_error_response
 from mummy.core.ring import TaskRing
 from mummy.core.target import TargetError, parse_query, split_target
 from mummy.core.tls import server_context
@@ -47,10 +50,6 @@ Handler = Callable[[Request], None]
 DEFAULT_GZIP_LEVEL = 5
 DEFAULT_ZSTD_LEVEL = 3
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
-_INTERNAL_ERROR = error_response(500, "the server failed to handle the request")
-_OVERLOADED = error_response(
-    503, "the request waited too long for a worker", headers=(("Retry-After", "1"),)
-)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -164,7 +163,11 @@ class Server:
         )
         self.websocket_close_timeout = websocket_close_timeout
         self.websocket_compression = websocket_compression
+        # The WebSockets whose OPEN has run and whose CLOSE has not, for close() to
+        # say goodbye to; `_websockets_closed` (set by close()) refuses new ones.
+        # Both guarded by `_websockets_lock`.
         self._websockets: set[WebSocket] = set()
+        self._websockets_closed = False
         self._websockets_lock = threading.Lock()
         self._log_handler = log_handler
         self._ctx: ResponseContext | None = None
@@ -235,7 +238,6 @@ class Server:
             websocket_send_buffer_len=self.websocket_send_buffer_len,
             max_message_len=self.max_message_len,
             websocket_compression=self.websocket_compression,
-            register_websocket=self._register_websocket,
         )
         self._pool = WorkerPool(self.workers, ring, self._run_task)
         self._pool.start()
@@ -318,18 +320,25 @@ class Server:
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop accepting; let running handlers finish (up to `timeout` s); answer
-        requests no worker has started with 503; then close every connection."""
+        what no worker has started in its own protocol (HTTP/1.1 503, HTTP/2
+        GOAWAY and REFUSED_STREAM, WebSocket 1001); then close every connection."""
         with self._close_lock:
             loop, pool, io_thread = self._loop, self._pool, self._io_thread
             if loop is None or pool is None or io_thread is None or self._stopped.is_set():
                 return
             deadline = time.monotonic() + timeout
             loop.stop_accepting(timeout)
-            self._say_goodbye_to_websockets(deadline)
-            for conn, _ in pool.ring.take_queued():
-                loop.mailbox.post(
-                    (RESPONSE, conn, error_response(503, "the server is shutting down"), False)
-                )
+            self._say_goodbye_to_websockets()
+            self._refuse_queued(loop, pool.ring)
+            loop.send_goaways()
+            if not self._wait_for_websockets(min(deadline, time.monotonic() + 1.0)):
+                # Peers that did not answer the 1001 in time: drop them, so that
+                # their handlers still get CLOSE while the workers run.
+                with self._websockets_lock:
+                    late = list(self._websockets)
+                for ws in late:
+                    ws.abort()
+                self._wait_for_websockets(deadline)
             if not pool.stop(deadline):
                 log.warning("handlers still running after %.1f s; closing anyway", timeout)
             loop.finish(deadline)
@@ -353,20 +362,51 @@ class Server:
             context.set_alpn_protocols(alpn)
         return context
 
-    def _say_goodbye_to_websockets(self, deadline: float) -> None:
-        """Close every WebSocket with 1001 (going away) and give the close
-        handshakes a moment (at most a second) to finish."""
+    def _say_goodbye_to_websockets(self) -> None:
+        """Close every open WebSocket with 1001 (going away); refuse new ones."""
         with self._websockets_lock:
+            self._websockets_closed = True
             websockets = list(self._websockets)
         for ws in websockets:
             ws.close(1001, "server shutting down")
-        until = min(deadline, time.monotonic() + 1.0)
-        while self._websockets and time.monotonic() < until:
+
+    def _wait_for_websockets(self, until: float) -> bool:
+        """Wait until `until` (monotonic) for every WebSocket's CLOSE to have run;
+        True if all did."""
+        while True:
+            with self._websockets_lock:
+                if not self._websockets:
+                    return True
+            if time.monotonic() >= until:
+                return False
             time.sleep(0.02)
 
-    def _register_websocket(self, ws: WebSocket) -> None:
+    def _refuse_queued(self, loop: EventLoop, ring: TaskRing[Task]) -> None:
+        """The tasks no worker has started, answered in their own protocol: an
+        HTTP/1.1 request 503 (and close), an HTTP/2 stream REFUSED_STREAM (after
+        the GOAWAY), a TLS handshake step a closed connection; WebSocket input is
+        dropped, and the worker gives the handler its CLOSE and drops the
+        connection after the 1001 Close already on its way."""
+        post = loop.mailbox.post
+        for conn, parsed in ring.take_queued():
+            if isinstance(parsed, tuple):
+                kind = parsed[0]
+                if kind == TLS_HANDSHAKE:
+                    post((TLS_STEP, conn, b"", None))
+                else:
+                    ring.requeue((conn, (WS_END if kind == WS_INPUT else kind, b"")))
+            elif parsed.stream_id:
+                post((H2_REFUSE, conn, b"", parsed.stream_id))
+            else:
+                post((RESPONSE, conn, error_response(503, "the server is shutting down"), False))
+
+    def _open_websocket(self, ws: WebSocket) -> bool:
+        """Worker, before OPEN: register `ws`, unless close() has begun."""
         with self._websockets_lock:
+            if self._websockets_closed:
+                return False
             self._websockets.add(ws)
+            return True
 
     def __enter__(self) -> Server:
         return self
@@ -407,8 +447,17 @@ class Server:
         except BaseException:
             log.exception("failed to serve %s %s", parsed.head.method, parsed.head.target)
             if request is None or not request.responded:
-                assert self._ctx is not None
-                self._ctx.post((RESPONSE, conn, _INTERNAL_ERROR, False))
+                self._answer_error(conn, parsed, 500, "the server failed to handle the request")
+
+    def _answer_error(self, conn: Connection, parsed: ParsedRequest, status: int, why: str) -> None:
+        """Answer a request the handler never saw, in its protocol: HTTP/1.1 closes
+        the connection after it, HTTP/2 answers on the stream and keeps the rest."""
+        assert self._ctx is not None
+        if parsed.stream_id:
+            fields, body = h2_error_response(status, why)
+            self._ctx.post((H2_RESPONSE, conn, body, (parsed.stream_id, status, fields)))
+        else:
+            self._ctx.post((RESPONSE, conn, error_response(status, why), False))
 
     def _run_tls_handshake(self, conn: Connection, data: bytes) -> None:
         assert self._ctx is not None and conn.tls is not None
@@ -430,7 +479,7 @@ class Server:
         queue_timeout = self.queue_timeout
         if queue_timeout is not None and time.monotonic() - parsed.received_at > queue_timeout:
             # Load shedding: answering late is worse than answering "later".
-            ctx.post((RESPONSE, conn, _OVERLOADED, False))
+            self._answer_error(conn, parsed, 503, "the request waited too long for a worker")
             return None
         try:
             path, raw_query = split_target(head.target)
@@ -438,10 +487,10 @@ class Server:
             if head.content_encoding is not None and body:
                 body = decode_body(body, head.content_encoding, self.max_body_len)
         except TargetError as exc:
-            ctx.post((RESPONSE, conn, error_response(400, str(exc)), False))
+            self._answer_error(conn, parsed, 400, str(exc))
             return None
         except DecodeError as exc:
-            ctx.post((RESPONSE, conn, error_response(exc.status, str(exc)), False))
+            self._answer_error(conn, parsed, exc.status, str(exc))
             return None
         return Request(head, body, path, query, conn.remote_address, conn, ctx, parsed.stream_id)
 
@@ -469,20 +518,30 @@ class Server:
         try:
             events: list[tuple[Event, Message | None]]
             if kind == WS_OPEN:
-                events, drop = [(Event.OPEN, None)], False
+                if self._open_websocket(ws):
+                    ws.opened = True
+                    events, drop = [(Event.OPEN, None)], False
+                else:
+                    # Upgraded as close() began: no events at all (no OPEN, so no
+                    # CLOSE either), a 1001 Close, then the connection is dropped.
+                    ws.close(1001, "server shutting down")
+                    events, drop = [], True
             elif kind == WS_INPUT:
                 try:
                     events, drop = ws.receive(data, self.max_message_len)
                 except Exception:
                     log.exception("WebSocket protocol failure from %s", conn.remote_address)
                     events, drop = [(Event.ERROR, None)], True
+            elif kind == WS_END:
+                events, drop = [], True
             else:
                 events, drop = ws.gone(), True
-            for event, message in events:
-                self._dispatch_websocket(ws, event, message)
+            if ws.opened:
+                for event, message in events:
+                    self._dispatch_websocket(ws, event, message)
             ws.fail_pending()
             if drop:
-                if ws.claim_close():
+                if ws.opened and ws.claim_close():
                     self._dispatch_websocket(ws, Event.CLOSE, None)
                     with self._websockets_lock:
                         self._websockets.discard(ws)

@@ -28,7 +28,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import RemoteProtocolError
 
-from mummy.core.loop import WS_CLOSING, WS_SEND
+from mummy.core.loop import WS_ABORT, WS_CLOSING, WS_SEND
 from mummy.errors import MummyError
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class WebSocket:
         self._conn = conn
         self._post = post
         self._send_buffer_len = send_buffer_len
-        # Guards _proto, _unsent and _close_sent: wsproto is not thread-safe, and
+        # Guards _proto and _unsent: wsproto is not thread-safe, and
         # sends may come from any thread while a worker feeds it received bytes.
         self._lock = threading.Lock()
         self._unsent = 0  # bytes handed to the IO thread and not yet taken
@@ -179,6 +179,9 @@ class WebSocket:
         self._fragments: list[str | bytes] = []
         self._fragments_len = 0
         self._close_dispatched = False
+        # Set by the worker that ran OPEN (the server may refuse it at shutdown);
+        # events and CLOSE are dispatched only after an OPEN. Worker-only.
+        self.opened = False
         self._pending_fail: tuple[int, str] | None = None
 
     def __repr__(self) -> str:
@@ -187,8 +190,10 @@ class WebSocket:
     def send(self, data: str | bytes, kind: MessageKind = MessageKind.TEXT) -> None:
         """Queue one message. Dropped (with a debug log) once the connection is
         closing. If the peer reads too slowly and more than
-        `websocket_send_buffer_len` bytes are waiting, the message is dropped and
-        the connection closed with 1008."""
+        `websocket_send_buffer_len` bytes are already waiting to be sent, the
+        message is dropped and the connection closed with 1008. The bound is on
+        that backlog, not on one message: a message of any size goes out when the
+        reader is keeping up."""
         if kind is MessageKind.TEXT:
             if not isinstance(data, str):
                 raise MummyError("a TEXT message needs str data (or pass MessageKind.BINARY)")
@@ -206,10 +211,10 @@ class WebSocket:
             if self._proto.state is not ConnectionState.OPEN:
                 log.debug("dropped a message to a closing WebSocket")
                 return
-            frame = self._proto.send(event)
-            if self._unsent + self.socket_backlog + len(frame) > self._send_buffer_len:
+            if self._unsent + self.socket_backlog > self._send_buffer_len:
                 overflow = True
             else:
+                frame = self._proto.send(event)
                 self._unsent += len(frame)
                 self._post((WS_SEND, self._conn, frame, self))
         if overflow:
@@ -227,6 +232,10 @@ class WebSocket:
             self._post((WS_CLOSING, self._conn, frame, self))
 
     # --- for the IO thread and the worker that runs this connection's events -------
+
+    def abort(self) -> None:
+        """Server shutdown: drop the TCP connection now (the handler's CLOSE follows)."""
+        self._post((WS_ABORT, self._conn, b"", self))
 
     def taken(self, size: int) -> None:
         """IO thread: `size` bytes of a send left the mailbox."""

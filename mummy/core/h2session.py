@@ -32,6 +32,7 @@ from h2.events import (
 )
 from h2.exceptions import FlowControlError, ProtocolError, StreamClosedError
 from h2.settings import SettingCodes
+from hyperframe.frame import GoAwayFrame
 
 from mummy.core.http1 import ParsedRequest, RequestHead
 
@@ -53,6 +54,7 @@ class _Stream:
     path: str = ""
     body: bytearray = field(default_factory=bytearray)
     too_large: bool = False
+    answered: bool = False  # response headers sent; the body may still be flowing
     pending: memoryview | None = None  # response body waiting for flow-control window
 
 
@@ -95,6 +97,12 @@ class H2Session:
         self.conn.decoder.max_header_list_size = max_headers_len
         self._max_body_len = max_body_len
         self._streams: dict[int, _Stream] = {}
+        # Streams whose request went to the workers and is not answered yet, and the
+        # highest stream answered so far: together, what a GOAWAY must not refuse.
+        self._dispatched: set[int] = set()
+        self._last_answered = 0
+        self._refused: list[int] = []  # reset with REFUSED_STREAM once the GOAWAY is out
+        self._graceful_goaway = b""  # our graceful GOAWAY, written before h2's next output
         self._resets = FloodCounter(MAX_RESETS_PER_WINDOW)
         self._pings = FloodCounter(MAX_PINGS_PER_WINDOW)
         self._settings_changes = FloodCounter(MAX_SETTINGS_PER_WINDOW)
@@ -111,7 +119,10 @@ class H2Session:
         self.conn.update_settings(self._settings)
 
     def data_to_send(self) -> bytes:
-        return self.conn.data_to_send()
+        out = self.conn.data_to_send()
+        if self._graceful_goaway:
+            out, self._graceful_goaway = self._graceful_goaway + out, b""
+        return out
 
     @property
     def active_streams(self) -> int:
@@ -120,6 +131,7 @@ class H2Session:
     def upgrade_request(self, head: RequestHead, body: bytes) -> ParsedRequest:
         """The HTTP/1.1 request that asked for h2c, as stream 1."""
         self._streams[1] = _Stream(headers=head.headers, method=head.method, path=head.target)
+        self._dispatched.add(1)
         head.version = "HTTP/2"
         return ParsedRequest(head, body, stream_id=1)
 
@@ -141,6 +153,7 @@ class H2Session:
                 self._complete(event.stream_id, ready)
             elif isinstance(event, StreamReset):
                 self._streams.pop(event.stream_id, None)
+                self._dispatched.discard(event.stream_id)
                 if event.remote_reset and self._resets.hit(now):
                     self._goaway(ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
             elif isinstance(event, WindowUpdated):
@@ -212,15 +225,19 @@ class H2Session:
             ", ".join(content_encoding) if content_encoding else None,
         )
         ready.append(ParsedRequest(head, bytes(stream.body), stream_id=stream_id))
+        self._dispatched.add(stream_id)
         stream.body = bytearray()
 
     def respond(
         self, stream_id: int, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> None:
         """Frame a response; the body goes out as the flow-control windows allow."""
+        self._dispatched.discard(stream_id)
         stream = self._streams.get(stream_id)
         if stream is None or self.closed:
             return  # reset by the client meanwhile, or the connection failed
+        self._last_answered = max(self._last_answered, stream_id)
+        stream.answered = True
         fields = [(":status", str(status))]
         fields += [(k, v) for k, v in headers if k not in _CONNECTION_FIELDS]
         try:
@@ -269,8 +286,34 @@ class H2Session:
             self.closed = True
             self.conn.close_connection(code, additional_data=reason.encode()[:200])
 
+    def refuse(self, stream_id: int) -> None:
+        """Server shutdown: no worker will run this stream; it is reset with
+        REFUSED_STREAM (RFC 9113 §8.7: the client may retry it) after the GOAWAY."""
+        self._dispatched.discard(stream_id)
+        self._streams.pop(stream_id, None)
+        if self.draining:
+            self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
+        else:
+            self._refused.append(stream_id)
+
     def close(self) -> None:
-        """Server shutdown: GOAWAY with NO_ERROR; streams in flight are still answered."""
-        if not self.closed and not self.draining:
-            self.draining = True
-            self.conn.close_connection(ErrorCodes.NO_ERROR)
+        """Server shutdown: GOAWAY (NO_ERROR) naming the last stream that was or is
+        being processed, then REFUSED_STREAM for every other open stream; the
+        streams with workers are still answered (RFC 9113 §6.8)."""
+        if self.closed or self.draining:
+            return
+        self.draining = True
+        last = max(self._last_answered, max(self._dispatched, default=0))
+        # Framed here, not with h2's close_connection(): h2 sends nothing more once it
+        # has sent a GOAWAY, and the streams in flight must still be answered.
+        frame = GoAwayFrame(0, last_stream_id=last, error_code=ErrorCodes.NO_ERROR)
+        self._graceful_goaway = self.conn.data_to_send() + frame.serialize()
+        unstarted = [
+            sid
+            for sid, stream in self._streams.items()
+            if not stream.answered and sid not in self._dispatched
+        ]
+        for stream_id in [*self._refused, *unstarted]:
+            self._streams.pop(stream_id, None)
+            self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
+        self._refused.clear()

@@ -66,6 +66,8 @@ WS_DROP = 4  # close the TCP connection once pending output is written
 WS_DONE = 5  # a WebSocket event task finished. Ends a task.
 TLS_STEP = 6  # a handshake step: bytes to send; extra: finished (bool), None if it failed
 H2_RESPONSE = 7  # an HTTP/2 response: the body; extra: (stream id, status, fields). Ends a task.
+H2_REFUSE = 8  # shutdown: an HTTP/2 stream no worker started; extra: its stream id. Ends a task.
+WS_ABORT = 9  # shutdown: the peer did not finish the Close handshake in time; close at once
 
 Posted = tuple[int, Connection, bytes, Any] | None
 
@@ -74,6 +76,7 @@ WS_OPEN = 0
 WS_INPUT = 1
 WS_GONE = 2
 TLS_HANDSHAKE = 3
+WS_END = 4  # shutdown: queued input dropped; CLOSE for the handler, then drop the connection
 Task = tuple[Connection, ParsedRequest | tuple[int, bytes]]
 
 
@@ -125,6 +128,7 @@ class EventLoop:
         self._accept_paused_until = 0.0
         # Control flags, set by other threads, then a None is posted to wake the loop.
         self._stop_accepting = False
+        self._goaway_due = False
         self._finish_deadline = 0.0
         self.accepting_stopped = threading.Event()
         self.closing = False
@@ -136,6 +140,14 @@ class EventLoop:
         self._stop_accepting = True
         self.mailbox.post(None)
         self.accepting_stopped.wait(timeout)
+
+    def send_goaways(self) -> None:
+        """Close every HTTP/2 connection gracefully (GOAWAY, then REFUSED_STREAM for
+        the streams no worker started). Call after posting the H2_REFUSE items of
+        the tasks taken back from the ring: the mailbox keeps one thread's posts in
+        order, so the GOAWAY's last stream id leaves those streams out."""
+        self._goaway_due = True
+        self.mailbox.post(None)
 
     def finish(self, deadline: float) -> None:
         """Flush pending output until `deadline` (monotonic), then close everything."""
@@ -226,11 +238,9 @@ class EventLoop:
             self.closing = True
             self._listener.close()
             for conn in list(self._conns.values()):
-                if conn.ws is not None:
-                    continue  # Server.close() sends them a 1001 Close
-                if conn.h2 is not None:
-                    conn.h2.close()  # GOAWAY; streams in flight are still answered
-                    self._h2_output(conn)
+                if conn.ws is not None or conn.h2 is not None:
+                    # Server.close() sends WebSockets a 1001 Close, and HTTP/2
+                    # connections their GOAWAY once it knows which streams it refused.
                     continue
                 if conn.stalled:
                     self._reject(conn, 503, "the server is shutting down")
@@ -238,6 +248,12 @@ class EventLoop:
                     self._close(conn)
             self._stalled.clear()
             self.accepting_stopped.set()
+        if self._goaway_due:
+            self._goaway_due = False
+            for conn in list(self._conns.values()):
+                if conn.h2 is not None:
+                    conn.h2.close()  # streams in flight are still answered
+                    self._h2_output(conn)
 
     def _shutdown(self) -> None:
         for conn in list(self._conns.values()):
@@ -475,12 +491,19 @@ class EventLoop:
                     stream_id, status, fields = extra
                     conn.h2.respond(stream_id, status, fields, data)
                     h2_ready.add(conn)
+            elif kind == H2_REFUSE:
+                self._ring.done()
+                if not conn.closed and conn.h2 is not None:
+                    conn.h2.refuse(extra)
+                    h2_ready.add(conn)
             elif kind == TLS_STEP:
                 self._ring.done()
                 if not conn.closed:
                     self._on_tls_step(conn, data, extra)
                 else:
                     conn.busy = False
+            elif kind == WS_ABORT:
+                self._close(conn)  # a worker still gives the handler its CLOSE
             elif kind == WS_DROP and not conn.closed:
                 conn.close_after_send = True
                 if not conn.out:
@@ -539,6 +562,11 @@ class EventLoop:
         self._h2_input(conn)
 
     def _h2_dispatch(self, conn: Connection, request: ParsedRequest) -> None:
+        if self.closing:
+            # RFC 9113 §8.7: a stream refused before any processing may be retried.
+            assert conn.h2 is not None
+            conn.h2.refuse(request.stream_id)
+            return
         request.received_at = time.monotonic()
         # Bounded by SETTINGS_MAX_CONCURRENT_STREAMS per connection.
         self._ring.put((conn, request), force=True)

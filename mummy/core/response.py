@@ -140,20 +140,33 @@ def serialize(
     return b"".join(out), keep_alive
 
 
+def _error_parts(
+    status: int, message: str, headers: tuple[tuple[str, str], ...]
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The fields and body of a response the server makes on its own. Every 503
+    says when to come back (RFC 9110 §10.2.3), one second unless `headers` do."""
+    body = f"{status} {_REASONS.get(status, 'Error')}: {message}\n".encode()
+    pairs = [("Content-Type", "text/plain; charset=utf-8"), *headers]
+    if status == 503 and not any(name.lower() == "retry-after" for name, _ in headers):
+        pairs.append(("Retry-After", "1"))
+    return pairs, body
+
+
 def error_response(
     status: int, message: str, *, close: bool = True, headers: tuple[tuple[str, str], ...] = ()
 ) -> bytes:
-    """A small plain-text response the server sends on its own (4xx/5xx)."""
-    body = f"{status} {_REASONS.get(status, 'Error')}: {message}\n".encode()
-    wire, _ = serialize(
-        status,
-        [("Content-Type", "text/plain; charset=utf-8"), *headers],
-        body,
-        head_request=False,
-        http10=False,
-        keep_alive=not close,
-    )
+    """A small plain-text HTTP/1.1 response the server sends on its own (4xx/5xx)."""
+    pairs, body = _error_parts(status, message, headers)
+    wire, _ = serialize(status, pairs, body, head_request=False, http10=False, keep_alive=not close)
     return wire
+
+
+def h2_error_response(
+    status: int, message: str, *, headers: tuple[tuple[str, str], ...] = ()
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The same answer for one HTTP/2 stream: (fields, body); the connection stays."""
+    pairs, body = _error_parts(status, message, headers)
+    return h2_fields(status, pairs, body, head_request=False)
 
 
 def h2_fields(

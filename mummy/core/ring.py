@@ -65,7 +65,8 @@ class TaskRing[T]:
         return self._queue.get()
 
     def take_queued(self) -> list[T]:
-        """Remove the tasks no worker has started yet (used at shutdown)."""
+        """The closing thread: remove the tasks no worker has started yet. Each
+        one must still end (`done` on the IO thread), answered or requeued."""
         items: list[T] = []
         while True:
             try:
@@ -76,6 +77,12 @@ class TaskRing[T]:
                 self._queue.put(None)
                 return items
             items.append(item)
+
+    def requeue(self, item: T) -> None:
+        """The closing thread: give back a task that `take_queued` removed (in a
+        form the worker can finish at shutdown); it was counted in `in_flight`
+        already, so the count is untouched."""
+        self._queue.put(item)
 
     def stop_workers(self, count: int) -> None:
         for _ in range(count):
