@@ -1,7 +1,7 @@
-"""Fuzz target: the WebSocket frame path (mummy.websocket.WebSocket.receive, wsproto).
+"""Fuzz target: the WebSocket frame path (mummy.core.wsengine.WebSocketEngine.receive, wsproto).
 
 A WebSocket is opened as the server opens one (open_websocket on an upgrade request,
-then WebSocket(...) with a post function standing in for the IO thread's mailbox);
+then WebSocketEngine(...) with a post function standing in for the IO thread's mailbox);
 then the input is fed to `receive` in seeded pieces, as a worker would, with the
 handler's own `send` and `close` calls seeded in between. Feeding stops when
 `receive` says to drop the connection, as the server does.
@@ -21,14 +21,14 @@ Run through ci/fuzz.py, or:
 import random
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 import atheris
 
 with atheris.instrument_imports():
-    from mummy.core.loop import WS_CLOSING, WS_SEND
+    from mummy.core.messages import Message as LoopMessage
+    from mummy.core.messages import WebSocketClosing, WebSocketFrame
+    from mummy.core.wsengine import Event, Message, MessageKind, WebSocketEngine, open_websocket
     from mummy.headers import Headers
-    from mummy.websocket import Event, Message, MessageKind, WebSocket, open_websocket
 
 COMPRESSION: list[bool | str] = [False, True, "context_takeover"]
 MAX_MESSAGE_LEN = [16, 125, 1 << 16]
@@ -37,7 +37,7 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 @dataclass
 class UpgradeRequest:
-    """What open_websocket and WebSocket read from a mummy.Request."""
+    """What open_websocket reads from a mummy.Request."""
 
     headers: Headers
     method: str = "GET"
@@ -45,10 +45,12 @@ class UpgradeRequest:
     uri: str = "/ws"
     path: str = "/ws"
     remote_address: str = "127.0.0.1"
-    posted: list[tuple[int, Any, bytes, Any]] = field(default_factory=list)
+    posted: list[LoopMessage] = field(default_factory=list)
 
 
-def open_socket(offer_deflate: bool, compression: bool | str) -> tuple[WebSocket, UpgradeRequest]:
+def open_socket(
+    offer_deflate: bool, compression: bool | str
+) -> tuple[WebSocketEngine, UpgradeRequest]:
     pairs = [
         ("Host", "x"),
         ("Upgrade", "websocket"),
@@ -61,7 +63,7 @@ def open_socket(offer_deflate: bool, compression: bool | str) -> tuple[WebSocket
     request = UpgradeRequest(Headers(pairs))
     response, proto = open_websocket(request, compression, 1 << 16)  # type: ignore[arg-type]
     assert response.startswith(b"HTTP/1.1 101 ")
-    ws = WebSocket(request, proto, object(), request.posted.append, 1 << 20)  # type: ignore[arg-type]
+    ws = WebSocketEngine(proto, object(), request.posted.append, 1 << 20)  # type: ignore[arg-type]
     return ws, request
 
 
@@ -110,8 +112,10 @@ def test_one_input(data: bytes) -> None:
             break
     check_events(ws.gone(), max_message_len)
     assert ws.close_code is not None
-    for kind, _, frame, owner in request.posted:
-        assert kind in (WS_SEND, WS_CLOSING) and isinstance(frame, bytes) and owner is ws
+    for message in request.posted:
+        assert isinstance(message, (WebSocketFrame, WebSocketClosing)), message
+        assert isinstance(message.frame, bytes)
+        assert not isinstance(message, WebSocketFrame) or message.engine is ws
 
 
 def main() -> None:

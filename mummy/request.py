@@ -7,16 +7,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mummy.core.compression import NotAcceptable, compress, compressible, negotiate
-from mummy.core.loop import H2_RESPONSE, RESPONSE, UPGRADE
-from mummy.core.response import NO_BODY_STATUSES, h2_fields, serialize
+from mummy.core.messages import Upgrade
+from mummy.core.response import RequestFacts, ResponseSettings, encode_response
+from mummy.core.wsengine import WebSocketEngine, open_websocket
 from mummy.errors import MummyError
 from mummy.headers import Headers, HeadersInput, QueryParams
-from mummy.websocket import WebSocket, open_websocket
+from mummy.websocket import WebSocket
 
 if TYPE_CHECKING:
+    from mummy.core.connection import Connection
     from mummy.core.http1 import RequestHead
 
 Body = bytes | bytearray | memoryview | str
@@ -28,13 +29,8 @@ access_log = logging.getLogger("mummy.access")
 class ResponseContext:
     """What `respond()` needs from its server: one per server, shared, read-only."""
 
-    # Posts (kind, connection, bytes, extra) to the IO thread (mummy.core.loop).
-    post: Callable[[tuple[int, Any, bytes, Any]], None]
     closing: Callable[[], bool]
-    compress: bool
-    compress_min_size: int
-    gzip_level: int
-    zstd_level: int
+    settings: ResponseSettings
     access_log: bool
     websocket_send_buffer_len: int
     max_message_len: int
@@ -100,7 +96,7 @@ class Request:
         path: str,
         query: list[tuple[str, str]],
         remote_address: str,
-        conn: Any,
+        conn: Connection,
         ctx: ResponseContext,
         stream_id: int = 0,
     ) -> None:
@@ -148,68 +144,32 @@ class Request:
         else:
             raise MummyError(f"body must be bytes or str, not {type(body).__name__}")
         ctx = self._ctx
-        pairs = _header_pairs(headers)
-        if compress and ctx.compress and len(data) > ctx.compress_min_size:
-            try:
-                data = self._encode(status, pairs, data)
-            except NotAcceptable:
-                # RFC 9110 §15.5.7: the client refuses identity and all we offer.
-                status, pairs = 406, [("Content-Type", "text/plain; charset=utf-8")]
-                data = b"406 Not Acceptable: no acceptable content coding\n"
-        if self._stream_id:
-            fields, body_out = h2_fields(status, pairs, data, head_request=self.method == "HEAD")
-            item: tuple[int, Any, bytes, Any] = (
-                H2_RESPONSE,
-                self._conn,
-                body_out,
-                (self._stream_id, status, fields),
-            )
-        else:
-            wire, keep_alive = serialize(
-                status,
-                pairs,
-                data,
-                head_request=self.method == "HEAD",
-                http10=self.http_version == "HTTP/1.0",
-                keep_alive=self._keep_alive and not ctx.closing(),
-            )
-            item = (RESPONSE, self._conn, wire, keep_alive)
+        item, status, size = encode_response(
+            self._facts(),
+            status,
+            _header_pairs(headers),
+            data,
+            compress_body=compress,
+            settings=ctx.settings,
+            server_closing=ctx.closing(),
+        )
         if not self._respond_lock.acquire(blocking=False):
             raise MummyError(
                 f"{self.method} {self.uri} has already been responded to; respond exactly once"
             )
         if ctx.access_log:
-            self._log_access(status, len(data))
-        ctx.post(item)
+            self._log_access(status, size)
+        self._conn.post(item)
 
-    def _encode(self, status: int, pairs: list[tuple[str, str]], data: bytes) -> bytes:
-        """Compress `data` in place of the identity body when the response and the
-        client allow it; edits `pairs` (Content-Encoding, Vary, Content-Length)."""
-        if status in NO_BODY_STATUSES or status < 200:
-            return data
-        content_type = None
-        for name, value in pairs:
-            key = name.lower()
-            if key == "content-encoding":
-                return data
-            if key == "content-type":
-                content_type = value
-        if not compressible(content_type):
-            return data
-        ctx = self._ctx
-        coding = negotiate(self.headers.get("accept-encoding"))
-        # The choice depended on Accept-Encoding: caches must know (RFC 9110 §12.5.5).
-        vary = [i for i, (name, _) in enumerate(pairs) if name.lower() == "vary"]
-        if not vary:
-            pairs.append(("Vary", "Accept-Encoding"))
-        elif "accept-encoding" not in pairs[vary[0]][1].lower():
-            name, value = pairs[vary[0]]
-            pairs[vary[0]] = (name, f"{value}, Accept-Encoding")
-        if coding == "identity":
-            return data
-        pairs[:] = [(n, v) for n, v in pairs if n.lower() != "content-length"]
-        pairs.append(("Content-Encoding", coding))
-        return compress(data, coding, gzip_level=ctx.gzip_level, zstd_level=ctx.zstd_level)
+    def _facts(self) -> RequestFacts:
+        return RequestFacts(
+            conn=self._conn,
+            stream_id=self._stream_id,
+            method=self.method,
+            http10=self.http_version == "HTTP/1.0",
+            keep_alive=self._keep_alive,
+            accept_encoding=self.headers.get("accept-encoding"),
+        )
 
     def upgrade_to_websocket(self) -> WebSocket:
         """Answer 101 and turn this connection into a WebSocket (RFC 6455 §4.2).
@@ -231,10 +191,12 @@ class Request:
             raise
         if not self._respond_lock.acquire(blocking=False):
             raise MummyError(f"{self.method} {self.uri} has already been responded to")
-        ws = WebSocket(self, proto, self._conn, ctx.post, ctx.websocket_send_buffer_len)
+        conn = self._conn
+        engine = WebSocketEngine(proto, conn, conn.post, ctx.websocket_send_buffer_len)
+        ws = WebSocket(self, engine)
         if ctx.access_log:
             self._log_access(101, 0)
-        ctx.post((UPGRADE, self._conn, wire, ws))
+        conn.post(Upgrade(conn, wire, engine))
         return ws
 
     def redirect(self, location: str, status: int = 303) -> None:

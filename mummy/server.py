@@ -1,4 +1,9 @@
-"""`Server`: one IO thread, a ring, and a pool of workers running your handler."""
+"""`Server`: your handler on a pool of workers, all socket IO on an IO loop.
+
+Start, serve, close and signals over a checked, frozen `ServerConfig`; the
+engine is `mummy.core` (the loop and its protocol drivers, the ring, the worker
+runtime).
+"""
 
 from __future__ import annotations
 
@@ -14,30 +19,27 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from mummy.core.compression import DecodeError, decode_body
+from mummy.core.config import DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, ServerConfig, default_workers
 from mummy.core.connection import Connection
 from mummy.core.http1 import ParsedRequest
 from mummy.core.listener import make_listener
-from mummy.core.loop import (
-    H2_REFUSE,
-    H2_RESPONSE,
-    RESPONSE,
-    TLS_HANDSHAKE,
-    TLS_STEP,
-    WS_DONE,
-    WS_DROP,
-    WS_END,
-    WS_GONE,
-    WS_INPUT,
-    WS_OPEN,
-    EventLoop,
+from mummy.core.loop import EventLoop
+from mummy.core.messages import (
+    H2Refuse,
+    Http1Response,
     Task,
+    TlsStep,
+    TlsTask,
+    WebSocketEvent,
+    WebSocketTask,
 )
-from mummy.core.response import error_response, h2_error_response
+from mummy.core.protocols import connection_driver
+from mummy.core.response import ResponseSettings, error_response
 from mummy.core.ring import TaskRing
-from mummy.core.target import TargetError, parse_query, split_target
+from mummy.core.runtime import WorkerRuntime
 from mummy.core.tls import server_context
 from mummy.core.workers import WorkerPool
+from mummy.core.wsengine import WebSocketEngine
 from mummy.errors import MummyError
 from mummy.request import Request, ResponseContext
 from mummy.websocket import Event, Message, WebSocket
@@ -45,27 +47,19 @@ from mummy.websocket import Event, Message, WebSocket
 log = logging.getLogger("mummy")
 
 Handler = Callable[[Request], None]
-
-# Chosen from the size/speed table in docs/compression.md (bench/compression_levels.py).
-DEFAULT_GZIP_LEVEL = 5
-DEFAULT_ZSTD_LEVEL = 3
-_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
-
-
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise MummyError(f"{name} must be a positive int, got {value!r}")
-    return value
+WebSocketHandler = Callable[[WebSocket, Event, Message | None], None]
 
 
 class Server:
-    """An HTTP/1.1 server: all socket IO on one thread, handlers on a pool of workers.
+    """An HTTP/1.1, HTTP/2 and WebSocket server: socket IO on one thread, handlers
+    on a pool of workers.
 
     >>> server = mummy.Server(handler)
     >>> server.serve(8080)  # blocks; Ctrl-C stops it gracefully
 
     `workers` defaults to 10 x the number of CPUs: handlers may block (sleep,
-    query a database) without stalling anyone else.
+    query a database) without stalling anyone else. Every option is readable as
+    an attribute (`server.workers`, `server.http2`...).
     """
 
     def __init__(
@@ -106,79 +100,47 @@ class Server:
             raise MummyError(f"log_handler must be a logging.Handler, got {log_handler!r}")
         self.handler = handler
         self.websocket_handler = websocket_handler
-        self.workers = _positive_int(
-            "workers", workers if workers is not None else 10 * (os.cpu_count() or 1)
+        self.config = ServerConfig(
+            workers=workers if workers is not None else default_workers(),
+            max_headers_len=max_headers_len,
+            max_body_len=max_body_len,
+            max_message_len=max_message_len,
+            compress=compress,
+            compress_min_size=compress_min_size,
+            gzip_level=gzip_level,
+            zstd_level=zstd_level,
+            access_log=access_log,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            queue_timeout=queue_timeout,
+            max_connections=max_connections,
+            max_pending_requests=max_pending_requests,
+            websocket_send_buffer_len=websocket_send_buffer_len,
+            websocket_ping_interval=websocket_ping_interval,
+            websocket_close_timeout=websocket_close_timeout,
+            websocket_compression=websocket_compression,
+            # HTTP/2 needs the optional h2 package (pip install mummy-server[h2]).
+            http2=bool(http2) and _h2_installed(),
+            h2_max_concurrent_streams=h2_max_concurrent_streams,
         )
-        self.max_headers_len = _positive_int("max_headers_len", max_headers_len)
-        self.max_body_len = _positive_int("max_body_len", max_body_len)
-        self.max_message_len = _positive_int("max_message_len", max_message_len)
-        if not 1 <= gzip_level <= 9:
-            raise MummyError(f"gzip_level must be from 1 to 9, got {gzip_level!r}")
-        if not 1 <= zstd_level <= 22:
-            raise MummyError(f"zstd_level must be from 1 to 22, got {zstd_level!r}")
-        if not isinstance(compress_min_size, int) or compress_min_size < 0:
-            raise MummyError(f"compress_min_size must be an int >= 0, got {compress_min_size!r}")
-        self.compress = bool(compress)
-        self.compress_min_size = compress_min_size
-        self.gzip_level = gzip_level
-        self.zstd_level = zstd_level
-        self.access_log = bool(access_log)
-        self.websocket_send_buffer_len = _positive_int(
-            "websocket_send_buffer_len", websocket_send_buffer_len
-        )
-        if websocket_ping_interval is not None and not websocket_ping_interval > 0:
-            raise MummyError(
-                "websocket_ping_interval must be None or > 0 seconds, "
-                f"got {websocket_ping_interval!r}"
-            )
-        if not websocket_close_timeout > 0:
-            raise MummyError(
-                f"websocket_close_timeout must be > 0 seconds, got {websocket_close_timeout!r}"
-            )
-        if websocket_compression not in (True, False, "context_takeover"):
-            raise MummyError(
-                "websocket_compression must be True, False or 'context_takeover', "
-                f"got {websocket_compression!r}"
-            )
-        for name, value in (
-            ("header_timeout", header_timeout),
-            ("body_timeout", body_timeout),
-            ("keep_alive_timeout", keep_alive_timeout),
-        ):
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise MummyError(f"{name} must be a number of seconds > 0, got {value!r}")
-        if queue_timeout is not None and not queue_timeout > 0:
-            raise MummyError(f"queue_timeout must be None or > 0 seconds, got {queue_timeout!r}")
-        self.header_timeout = float(header_timeout)
-        self.body_timeout = float(body_timeout)
-        self.keep_alive_timeout = float(keep_alive_timeout)
-        self.queue_timeout = queue_timeout
-        self.max_connections = _positive_int("max_connections", max_connections)
-        self.max_pending_requests = _positive_int("max_pending_requests", max_pending_requests)
-        self.websocket_ping_interval = websocket_ping_interval
-        # HTTP/2 needs the optional h2 package (pip install mummy-server[h2]).
-        self.http2 = bool(http2) and _h2_installed()
-        self.h2_max_concurrent_streams = _positive_int(
-            "h2_max_concurrent_streams", h2_max_concurrent_streams
-        )
-        self.websocket_close_timeout = websocket_close_timeout
-        self.websocket_compression = websocket_compression
-        # The WebSockets whose OPEN has run and whose CLOSE has not, for close() to
-        # say goodbye to; `_websockets_closed` (set by close()) refuses new ones.
-        # Both guarded by `_websockets_lock`.
-        self._websockets: set[WebSocket] = set()
-        self._websockets_closed = False
-        self._websockets_lock = threading.Lock()
         self._log_handler = log_handler
-        self._ctx: ResponseContext | None = None
         self._loop: EventLoop | None = None
         self._pool: WorkerPool[Task] | None = None
         self._io_thread: threading.Thread | None = None
+        self._failure: BaseException | None = None  # what ended the IO loop, if it failed
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._close_lock = threading.Lock()
         self._closing_started = False
         self._port = 0
+
+    def __getattr__(self, name: str) -> object:
+        # The options, as attributes (read-only: the config is frozen).
+        config = self.__dict__.get("config")
+        if config is not None and name in ServerConfig.__dataclass_fields__:
+            return getattr(config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def port(self) -> int:
@@ -205,41 +167,42 @@ class Server:
         `ssl_context` (or `certfile`/`keyfile`) serves HTTPS; ALPN is set on it."""
         if self._loop is not None:
             raise MummyError("this server has already been started; make a new Server")
+        config = self.config
         ssl_context = self._tls_context(ssl_context, certfile, keyfile)
         listener = make_listener(port, address, uds=uds, fd=fd, reuse_port=reuse_port)
         name = listener.getsockname()
         self._port = name[1] if isinstance(name, tuple) else 0
         if self._log_handler is not None:
             log.addHandler(self._log_handler)
-        ring: TaskRing[Task] = TaskRing(self.max_pending_requests)
-        self._loop = EventLoop(
-            listener,
-            ring,
-            max_headers_len=self.max_headers_len,
-            max_body_len=self.max_body_len,
-            header_timeout=self.header_timeout,
-            body_timeout=self.body_timeout,
-            keep_alive_timeout=self.keep_alive_timeout,
-            max_connections=self.max_connections,
-            websocket_close_timeout=self.websocket_close_timeout,
-            websocket_ping_interval=self.websocket_ping_interval,
-            ssl_context=ssl_context,
-            http2=self.http2,
-            h2_max_concurrent_streams=self.h2_max_concurrent_streams,
+        ring: TaskRing[Task] = TaskRing(config.max_pending_requests)
+        self._loop = loop = EventLoop(listener, ring, config, connection_driver, ssl_context)
+        ctx = ResponseContext(
+            closing=lambda: loop.closing,
+            settings=ResponseSettings(
+                compress=config.compress,
+                compress_min_size=config.compress_min_size,
+                gzip_level=config.gzip_level,
+                zstd_level=config.zstd_level,
+            ),
+            access_log=config.access_log,
+            websocket_send_buffer_len=config.websocket_send_buffer_len,
+            max_message_len=config.max_message_len,
+            websocket_compression=config.websocket_compression,
         )
-        self._ctx = ResponseContext(
-            post=self._loop.mailbox.post,
-            closing=self._closing,
-            compress=self.compress,
-            compress_min_size=self.compress_min_size,
-            gzip_level=self.gzip_level,
-            zstd_level=self.zstd_level,
-            access_log=self.access_log,
-            websocket_send_buffer_len=self.websocket_send_buffer_len,
-            max_message_len=self.max_message_len,
-            websocket_compression=self.websocket_compression,
-        )
-        self._pool = WorkerPool(self.workers, ring, self._run_task)
+
+        def make_request(
+            conn: Connection,
+            parsed: ParsedRequest,
+            path: str,
+            query: list[tuple[str, str]],
+            body: bytes,
+        ) -> Request:
+            return Request(
+                parsed.head, body, path, query, conn.remote_address, conn, ctx, parsed.stream_id
+            )
+
+        runtime = WorkerRuntime(config, self.handler, make_request, self._dispatch_websocket)
+        self._pool = WorkerPool(config.workers, ring, runtime.run)
         self._pool.start()
         self._io_thread = threading.Thread(target=self._io_main, name="mummy-io", daemon=True)
         self._io_thread.start()
@@ -255,7 +218,7 @@ class Server:
         log.info(
             "mummy listening on %s (%d workers, %s)",
             where,
-            self.workers,
+            config.workers,
             "free-threaded" if not _gil_enabled() else "GIL build",
         )
 
@@ -304,6 +267,11 @@ class Server:
         finally:
             for sig, previous in restore.items():
                 signal.signal(sig, previous)
+        if self._failure is not None:
+            raise MummyError(
+                f"the server stopped because its IO loop failed ({self._failure!r}); "
+                "the traceback is in the log above"
+            ) from self._failure
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._closing_started and signum == signal.SIGINT:
@@ -328,17 +296,16 @@ class Server:
                 return
             deadline = time.monotonic() + timeout
             loop.stop_accepting(timeout)
-            self._say_goodbye_to_websockets()
-            self._refuse_queued(loop, pool.ring)
-            loop.send_goaways()
-            if not self._wait_for_websockets(min(deadline, time.monotonic() + 1.0)):
+            for engine in loop.websockets.close():
+                engine.close(1001, "server shutting down")
+            self._refuse_queued(pool.ring)
+            loop.refusals_done()
+            if not loop.websockets.wait_empty(min(deadline, time.monotonic() + 1.0)):
                 # Peers that did not answer the 1001 in time: drop them, so that
                 # their handlers still get CLOSE while the workers run.
-                with self._websockets_lock:
-                    late = list(self._websockets)
-                for ws in late:
-                    ws.abort()
-                self._wait_for_websockets(deadline)
+                for engine in loop.websockets.remaining():
+                    engine.abort()
+                loop.websockets.wait_empty(deadline)
             if not pool.stop(deadline):
                 log.warning("handlers still running after %.1f s; closing anyway", timeout)
             loop.finish(deadline)
@@ -346,6 +313,27 @@ class Server:
             if self._log_handler is not None:
                 log.removeHandler(self._log_handler)
             self._stopped.set()
+
+    @staticmethod
+    def _refuse_queued(ring: TaskRing[Task]) -> None:
+        """The tasks no worker has started, answered in their own protocol: an
+        HTTP/1.1 request 503 (and close), an HTTP/2 stream REFUSED_STREAM (after
+        the GOAWAY), a TLS handshake step a closed connection; WebSocket input is
+        dropped, and a worker gives the handler its CLOSE and drops the
+        connection after the 1001 Close already on its way."""
+        for task in ring.take_queued():
+            conn = task.conn
+            if isinstance(task, TlsTask):
+                conn.post(TlsStep(conn, b"", None))
+            elif isinstance(task, WebSocketTask):
+                if task.event is WebSocketEvent.INPUT:
+                    task = WebSocketTask(conn, task.engine, WebSocketEvent.END)
+                ring.requeue(task)
+            elif task.request.stream_id:
+                conn.post(H2Refuse(conn, task.request.stream_id))
+            else:
+                wire = error_response(503, "the server is shutting down")
+                conn.post(Http1Response(conn, wire, keep_alive=False))
 
     def _tls_context(
         self, context: ssl.SSLContext | None, certfile: str | None, keyfile: str | None
@@ -362,52 +350,6 @@ class Server:
             context.set_alpn_protocols(alpn)
         return context
 
-    def _say_goodbye_to_websockets(self) -> None:
-        """Close every open WebSocket with 1001 (going away); refuse new ones."""
-        with self._websockets_lock:
-            self._websockets_closed = True
-            websockets = list(self._websockets)
-        for ws in websockets:
-            ws.close(1001, "server shutting down")
-
-    def _wait_for_websockets(self, until: float) -> bool:
-        """Wait until `until` (monotonic) for every WebSocket's CLOSE to have run;
-        True if all did."""
-        while True:
-            with self._websockets_lock:
-                if not self._websockets:
-                    return True
-            if time.monotonic() >= until:
-                return False
-            time.sleep(0.02)
-
-    def _refuse_queued(self, loop: EventLoop, ring: TaskRing[Task]) -> None:
-        """The tasks no worker has started, answered in their own protocol: an
-        HTTP/1.1 request 503 (and close), an HTTP/2 stream REFUSED_STREAM (after
-        the GOAWAY), a TLS handshake step a closed connection; WebSocket input is
-        dropped, and the worker gives the handler its CLOSE and drops the
-        connection after the 1001 Close already on its way."""
-        post = loop.mailbox.post
-        for conn, parsed in ring.take_queued():
-            if isinstance(parsed, tuple):
-                kind = parsed[0]
-                if kind == TLS_HANDSHAKE:
-                    post((TLS_STEP, conn, b"", None))
-                else:
-                    ring.requeue((conn, (WS_END if kind == WS_INPUT else kind, b"")))
-            elif parsed.stream_id:
-                post((H2_REFUSE, conn, b"", parsed.stream_id))
-            else:
-                post((RESPONSE, conn, error_response(503, "the server is shutting down"), False))
-
-    def _open_websocket(self, ws: WebSocket) -> bool:
-        """Worker, before OPEN: register `ws`, unless close() has begun."""
-        with self._websockets_lock:
-            if self._websockets_closed:
-                return False
-            self._websockets.add(ws)
-            return True
-
     def __enter__(self) -> Server:
         return self
 
@@ -420,145 +362,23 @@ class Server:
         assert self._loop is not None
         try:
             self._loop.run()
-        except Exception:
+        except BaseException as exc:
+            # Only the loop's own machinery gets here (epoll, the listener, the
+            # mailbox): a connection's failure closes that connection only.
+            self._failure = exc
             log.exception("the IO loop failed; the server is stopping")
-        finally:
-            if not self._close_lock.locked():
-                threading.Thread(target=self.close, daemon=True).start()
+            threading.Thread(target=self.close, name="mummy-close", daemon=True).start()
 
-    def _closing(self) -> bool:
-        return self._loop is not None and self._loop.closing
-
-    def _run_task(self, task: Task) -> None:
-        """A worker runs this for each task. Every request task ends with exactly
-        one response posted, whatever fails, so no connection is left hanging."""
-        conn, parsed = task
-        if isinstance(parsed, tuple):
-            if parsed[0] == TLS_HANDSHAKE:
-                self._run_tls_handshake(conn, parsed[1])
-            else:
-                self._run_websocket_task(conn, parsed[0], parsed[1])
-            return
-        request = None
-        try:
-            request = self._make_request(conn, parsed)
-            if request is not None:
-                self._call_handler(request)
-        except BaseException:
-            log.exception("failed to serve %s %s", parsed.head.method, parsed.head.target)
-            if request is None or not request.responded:
-                self._answer_error(conn, parsed, 500, "the server failed to handle the request")
-
-    def _answer_error(self, conn: Connection, parsed: ParsedRequest, status: int, why: str) -> None:
-        """Answer a request the handler never saw, in its protocol: HTTP/1.1 closes
-        the connection after it, HTTP/2 answers on the stream and keeps the rest."""
-        assert self._ctx is not None
-        if parsed.stream_id:
-            fields, body = h2_error_response(status, why)
-            self._ctx.post((H2_RESPONSE, conn, body, (parsed.stream_id, status, fields)))
-        else:
-            self._ctx.post((RESPONSE, conn, error_response(status, why), False))
-
-    def _run_tls_handshake(self, conn: Connection, data: bytes) -> None:
-        assert self._ctx is not None and conn.tls is not None
-        try:
-            out, finished = conn.tls.handshake(data)
-        except (ssl.SSLError, OSError) as exc:
-            log.debug("TLS handshake with %s failed: %s", conn.remote_address, exc)
-            self._ctx.post((TLS_STEP, conn, b"", None))
-            return
-        self._ctx.post((TLS_STEP, conn, out, finished))
-
-    def _make_request(self, conn: Connection, parsed: ParsedRequest) -> Request | None:
-        """The Request for a parsed request, or None when it was answered already
-        (shed by queue_timeout, a bad target, a body that does not decode)."""
-        ctx = self._ctx
-        assert ctx is not None
-        head = parsed.head
-        body = parsed.body
-        queue_timeout = self.queue_timeout
-        if queue_timeout is not None and time.monotonic() - parsed.received_at > queue_timeout:
-            # Load shedding: answering late is worse than answering "later".
-            self._answer_error(conn, parsed, 503, "the request waited too long for a worker")
-            return None
-        try:
-            path, raw_query = split_target(head.target)
-            query = parse_query(raw_query) if raw_query else []
-            if head.content_encoding is not None and body:
-                body = decode_body(body, head.content_encoding, self.max_body_len)
-        except TargetError as exc:
-            self._answer_error(conn, parsed, 400, str(exc))
-            return None
-        except DecodeError as exc:
-            self._answer_error(conn, parsed, exc.status, str(exc))
-            return None
-        return Request(head, body, path, query, conn.remote_address, conn, ctx, parsed.stream_id)
-
-    def _call_handler(self, request: Request) -> None:
-        try:
-            self.handler(request)
-        except BaseException:
-            # Any exception, even SystemExit: a handler never takes a worker down.
-            log.exception("handler raised on %s %s", request.method, request.uri)
-        else:
-            if request.responded:
-                return
-            log.error("handler returned without responding to %s %s", request.method, request.uri)
-        if not request.responded:
-            try:
-                request.respond(500, _TEXT, "Internal Server Error\n")
-            except MummyError:
-                pass  # responded from another thread in the meantime
-
-    def _run_websocket_task(self, conn: Connection, kind: int, data: bytes) -> None:
-        """A worker runs this for each WebSocket task; one at a time per connection."""
-        ctx = self._ctx
-        assert ctx is not None
-        ws: WebSocket = conn.ws  # type: ignore[assignment]
-        try:
-            events: list[tuple[Event, Message | None]]
-            if kind == WS_OPEN:
-                if self._open_websocket(ws):
-                    ws.opened = True
-                    events, drop = [(Event.OPEN, None)], False
-                else:
-                    # Upgraded as close() began: no events at all (no OPEN, so no
-                    # CLOSE either), a 1001 Close, then the connection is dropped.
-                    ws.close(1001, "server shutting down")
-                    events, drop = [], True
-            elif kind == WS_INPUT:
-                try:
-                    events, drop = ws.receive(data, self.max_message_len)
-                except Exception:
-                    log.exception("WebSocket protocol failure from %s", conn.remote_address)
-                    events, drop = [(Event.ERROR, None)], True
-            elif kind == WS_END:
-                events, drop = [], True
-            else:
-                events, drop = ws.gone(), True
-            if ws.opened:
-                for event, message in events:
-                    self._dispatch_websocket(ws, event, message)
-            ws.fail_pending()
-            if drop:
-                if ws.opened and ws.claim_close():
-                    self._dispatch_websocket(ws, Event.CLOSE, None)
-                    with self._websockets_lock:
-                        self._websockets.discard(ws)
-                if kind != WS_GONE:
-                    ctx.post((WS_DROP, conn, b"", ws))
-        finally:
-            ctx.post((WS_DONE, conn, b"", ws))
-
-    def _dispatch_websocket(self, ws: WebSocket, event: Event, message: Message | None) -> None:
+    def _dispatch_websocket(
+        self, engine: WebSocketEngine, event: Event, message: Message | None
+    ) -> None:
         handler = self.websocket_handler
         if handler is None:
             log.debug("WebSocket %s event but no websocket_handler", event.name)
             return
-        try:
-            handler(ws, event, message)
-        except Exception:
-            log.exception("WebSocket handler raised on %s", event.name)
+        ws = engine.handle
+        assert isinstance(ws, WebSocket)
+        handler(ws, event, message)
 
 
 def _raise_open_file_limit() -> None:

@@ -10,140 +10,14 @@ thread calls `send`), so permessage-deflate never runs on the IO thread.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import enum
-import logging
-import threading
-import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
-from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong
-from wsproto.events import Message as WsprotoMessage
-from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.frame_protocol import CloseReason
-from wsproto.utilities import RemoteProtocolError
-
-from mummy.core.loop import WS_ABORT, WS_CLOSING, WS_SEND
-from mummy.errors import MummyError
+from mummy.core.wsengine import Event, Message, MessageKind, WebSocketEngine
 
 if TYPE_CHECKING:
     from mummy.request import Request
 
-log = logging.getLogger("mummy")
-
-
-class Event(enum.Enum):
-    """What happened on a WebSocket: OPEN first, CLOSE last and exactly once."""
-
-    OPEN = "open"
-    MESSAGE = "message"
-    ERROR = "error"
-    CLOSE = "close"
-
-
-class MessageKind(enum.Enum):
-    TEXT = "text"
-    BINARY = "binary"
-    PING = "ping"
-    PONG = "pong"
-
-
-@dataclass(slots=True, frozen=True)
-class Message:
-    """A whole message: `data` is str for TEXT, bytes otherwise."""
-
-    kind: MessageKind
-    data: str | bytes
-
-
-WebSocketCompression = bool | str  # True, False or "context_takeover"
-
-
-def _tokens(values: list[str]) -> set[str]:
-    return {t.strip().lower() for v in values for t in v.split(",")}
-
-
-class BoundedPerMessageDeflate(PerMessageDeflate):
-    """permessage-deflate (RFC 7692) that stops inflating past `max_message_len`:
-    deflate expands up to ~1000:1, so a 64 KiB frame could otherwise cost 64 MiB
-    before any size check runs. Past the limit the connection fails with 1009."""
-
-    def __init__(self, max_message_len: int, **options: bool) -> None:
-        super().__init__(**options)
-        self._limit = max_message_len
-        self._inflated = 0
-
-    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
-        if not self._inbound_compressed or not self._inbound_is_compressible:
-            return data
-        assert self._decompressor is not None
-        try:
-            # max_length >= 1 here (0 would mean "no limit" to zlib).
-            out = self._decompressor.decompress(bytes(data), self._limit + 1 - self._inflated)
-        except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
-        self._inflated += len(out)
-        if self._decompressor.unconsumed_tail or self._inflated > self._limit:
-            return CloseReason.MESSAGE_TOO_BIG
-        return out
-
-    def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
-        if fin:
-            self._inflated = 0
-        return super().frame_inbound_complete(proto, fin)
-
-
-def open_websocket(
-    request: Request, compression: WebSocketCompression, max_message_len: int
-) -> tuple[bytes, WSConnection]:
-    """Check an upgrade request (RFC 6455 §4.2.1) and build the 101 response.
-    Raises MummyError saying what is wrong with the handshake."""
-    headers = request.headers
-    problem = None
-    if request.method != "GET" or request.http_version != "HTTP/1.1":
-        problem = "a WebSocket handshake is a GET over HTTP/1.1"
-    elif "upgrade" not in _tokens(headers.get_all("connection")):
-        problem = "the Connection header must contain 'upgrade'"
-    elif "websocket" not in _tokens(headers.get_all("upgrade")):
-        problem = "the Upgrade header must be 'websocket'"
-    elif headers.get("sec-websocket-version") != "13":
-        problem = "unsupported Sec-WebSocket-Version (only version 13 is)"
-    else:
-        try:
-            if len(base64.b64decode(headers.get("sec-websocket-key", ""), validate=True)) != 16:
-                problem = "Sec-WebSocket-Key must be 16 bytes, base64-encoded"
-        except binascii.Error:
-            problem = "Sec-WebSocket-Key is not base64"
-    if problem is not None:
-        raise MummyError(f"Invalid request to upgrade to a WebSocket: {problem}")
-    proto = WSConnection(ConnectionType.SERVER)
-    raw = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers.multi_items()]
-    try:
-        proto.initiate_upgrade_connection(raw, request.uri)
-    except RemoteProtocolError as exc:
-        raise MummyError(f"Invalid request to upgrade to a WebSocket: {exc}") from None
-    extensions: list[Extension] = []
-    if compression:
-        # Without context takeover no zlib state (~256 KB a stream) lives between
-        # messages; RFC 7692 §7.1.1.1-2 lets a server ask for both directions.
-        takeover = compression == "context_takeover"
-        extensions.append(
-            BoundedPerMessageDeflate(
-                max_message_len,
-                client_no_context_takeover=not takeover,
-                server_no_context_takeover=not takeover,
-            )
-        )
-    return proto.send(AcceptConnection(extensions=extensions)), proto
-
-
-# Posts a loop item (kind, connection, bytes, websocket) to the IO thread.
-Post = Callable[[tuple[int, Any, bytes, Any]], None]
+__all__ = ["Event", "Message", "MessageKind", "WebSocket"]
 
 
 class WebSocket:
@@ -155,37 +29,20 @@ class WebSocket:
     ended (read them at CLOSE; 1006 when the peer vanished).
     """
 
-    def __init__(
-        self,
-        request: Request,
-        proto: WSConnection,
-        conn: Any,
-        post: Post,
-        send_buffer_len: int,
-    ) -> None:
-        self.request = request
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self._proto = proto
-        self._conn = conn
-        self._post = post
-        self._send_buffer_len = send_buffer_len
-        # Guards _proto and _unsent: wsproto is not thread-safe, and
-        # sends may come from any thread while a worker feeds it received bytes.
-        self._lock = threading.Lock()
-        self._unsent = 0  # bytes handed to the IO thread and not yet taken
-        self.socket_backlog = 0  # written by the IO thread: bytes waiting for the socket
-        self.awaiting_pong = False  # written by the IO thread (keepalive ping), read here
-        self._fragments: list[str | bytes] = []
-        self._fragments_len = 0
-        self._close_dispatched = False
-        # Set by the worker that ran OPEN (the server may refuse it at shutdown);
-        # events and CLOSE are dispatched only after an OPEN. Worker-only.
-        self.opened = False
-        self._pending_fail: tuple[int, str] | None = None
+    __slots__ = ("__weakref__", "_engine", "request")
 
-    def __repr__(self) -> str:
-        return f"<WebSocket {self.request.remote_address} {self.request.path}>"
+    def __init__(self, request: Request, engine: WebSocketEngine) -> None:
+        self.request = request
+        self._engine = engine
+        engine.handle = self
+
+    @property
+    def close_code(self) -> int | None:
+        return self._engine.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self._engine.close_reason
 
     def send(self, data: str | bytes, kind: MessageKind = MessageKind.TEXT) -> None:
         """Queue one message. Dropped (with a debug log) once the connection is
@@ -194,142 +51,12 @@ class WebSocket:
         message is dropped and the connection closed with 1008. The bound is on
         that backlog, not on one message: a message of any size goes out when the
         reader is keeping up."""
-        if kind is MessageKind.TEXT:
-            if not isinstance(data, str):
-                raise MummyError("a TEXT message needs str data (or pass MessageKind.BINARY)")
-            event: Any = WsprotoMessage(data=data)
-        elif isinstance(data, str):
-            raise MummyError(f"a {kind.name} message needs bytes data")
-        elif kind is MessageKind.BINARY:
-            event = WsprotoMessage(data=bytes(data))
-        elif kind is MessageKind.PING:
-            event = Ping(payload=bytes(data))
-        else:
-            event = Pong(payload=bytes(data))
-        overflow = False
-        with self._lock:
-            if self._proto.state is not ConnectionState.OPEN:
-                log.debug("dropped a message to a closing WebSocket")
-                return
-            if self._unsent + self.socket_backlog > self._send_buffer_len:
-                overflow = True
-            else:
-                frame = self._proto.send(event)
-                self._unsent += len(frame)
-                self._post((WS_SEND, self._conn, frame, self))
-        if overflow:
-            log.warning("WebSocket send buffer full (slow reader): closing %r with 1008", self)
-            self.close(1008, "send buffer full")
+        self._engine.send(data, kind)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the TCP connection is dropped if the peer
         does not answer within `websocket_close_timeout`."""
-        with self._lock:
-            if self._proto.state is not ConnectionState.OPEN:
-                return
-            frame = self._proto.send(CloseConnection(code=code, reason=reason))
-            self.close_code, self.close_reason = code, reason
-            self._post((WS_CLOSING, self._conn, frame, self))
+        self._engine.close(code, reason)
 
-    # --- for the IO thread and the worker that runs this connection's events -------
-
-    def abort(self) -> None:
-        """Server shutdown: drop the TCP connection now (the handler's CLOSE follows)."""
-        self._post((WS_ABORT, self._conn, b"", self))
-
-    def taken(self, size: int) -> None:
-        """IO thread: `size` bytes of a send left the mailbox."""
-        with self._lock:
-            self._unsent -= size
-
-    def receive(
-        self, data: bytes, max_message_len: int
-    ) -> tuple[list[tuple[Event, Message | None]], bool]:
-        """Worker: feed received bytes; returns the events to dispatch, in order, and
-        whether the TCP connection should be dropped once pending output is sent."""
-        out: list[tuple[Event, Message | None]] = []
-        with self._lock:
-            proto = self._proto
-            if proto.state is ConnectionState.CLOSED:
-                return out, True
-            proto.receive_data(data)
-            for ev in proto.events():
-                if isinstance(ev, CloseConnection):
-                    return [*out, *self._on_close(ev)], True
-                if isinstance(ev, WsprotoMessage):
-                    self._fragments.append(ev.data)
-                    # The limit is in bytes, for text too (UTF-8 on the wire).
-                    size = len(ev.data.encode()) if isinstance(ev.data, str) else len(ev.data)
-                    self._fragments_len += size
-                    if self._fragments_len > max_message_len:
-                        # RFC 6455 §7.4.1: 1009, message too big.
-                        self._fragments.clear()
-                        self._fail(1009, "message too big")
-                        return [*out, (Event.ERROR, None)], True
-                    if ev.message_finished:
-                        parts, self._fragments, self._fragments_len = self._fragments, [], 0
-                        if isinstance(ev.data, str):
-                            message = Message(MessageKind.TEXT, "".join(cast(list[str], parts)))
-                        else:
-                            message = Message(
-                                MessageKind.BINARY, b"".join(cast(list[bytes], parts))
-                            )
-                        out.append((Event.MESSAGE, message))
-                elif isinstance(ev, Ping):
-                    # RFC 6455 §5.5.2: answer with a Pong (not once our Close is out);
-                    # the handler still sees the PING.
-                    if proto.state is ConnectionState.OPEN:
-                        self._post_frame(proto.send(ev.response()))
-                    out.append((Event.MESSAGE, Message(MessageKind.PING, bytes(ev.payload))))
-                elif isinstance(ev, Pong):
-                    self.awaiting_pong = False
-                    out.append((Event.MESSAGE, Message(MessageKind.PONG, bytes(ev.payload))))
-        return out, False
-
-    def _on_close(self, ev: CloseConnection) -> list[tuple[Event, Message | None]]:
-        state = self._proto.state
-        if state is ConnectionState.REMOTE_CLOSING:
-            # The peer started the handshake: echo its code (RFC 6455 §5.5.1).
-            self._post_frame(self._proto.send(ev.response()))
-            self.close_code, self.close_reason = ev.code, ev.reason or ""
-            return []
-        if state is ConnectionState.CLOSED:
-            return []  # the peer answered our Close; close_code is ours
-        # wsproto found a protocol error (1002, 1007...): fail the connection.
-        self._fail(ev.code, ev.reason or "")
-        return [(Event.ERROR, None)]
-
-    def _fail(self, code: int, reason: str) -> None:
-        # The Close goes out in fail_pending(), after the handler has seen the
-        # events that came before the failure (and could still answer them).
-        self._pending_fail = (code, reason)
-        self.close_code, self.close_reason = code, reason
-
-    def fail_pending(self) -> None:
-        """Worker, after dispatching: send the Close of a failure found in receive()."""
-        pending, self._pending_fail = self._pending_fail, None
-        if pending is None:
-            return
-        with self._lock:
-            if self._proto.state is ConnectionState.OPEN:
-                code, reason = pending
-                self._post_frame(self._proto.send(CloseConnection(code=code, reason=reason)))
-
-    def _post_frame(self, frame: bytes) -> None:
-        self._unsent += len(frame)
-        self._post((WS_SEND, self._conn, frame, self))
-
-    def gone(self) -> list[tuple[Event, Message | None]]:
-        """Worker: the TCP connection is closed; what is left to dispatch."""
-        with self._lock:
-            clean = self._proto.state is ConnectionState.CLOSED or self.close_code is not None
-            if self.close_code is None:
-                self.close_code = 1006  # RFC 6455 §7.1.5: closed without a Close frame
-        return [] if clean else [(Event.ERROR, None)]
-
-    def claim_close(self) -> bool:
-        """Worker: True the first time only; CLOSE is dispatched exactly once."""
-        if self._close_dispatched:
-            return False
-        self._close_dispatched = True
-        return True
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.request.remote_address} {self.request.path}>"

@@ -28,6 +28,7 @@ from types import TracebackType
 from urllib.parse import unquote_to_bytes, urlsplit
 from wsgiref.types import WSGIApplication, WSGIEnvironment
 
+from mummy.core.fields import CONNECTION_FIELDS, NO_BODY_STATUSES, comma_tokens
 from mummy.errors import MummyError
 from mummy.request import Request
 
@@ -38,19 +39,6 @@ type OptExcInfo = ExcInfo | tuple[None, None, None]
 
 errors_log = logging.getLogger("mummy.wsgi")
 
-# RFC 9110 §7.6.1: meaningful for one connection only; mummy frames and manages its own.
-_HOP_BY_HOP = frozenset(
-    (
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    )
-)
-_NO_BODY_STATUSES = frozenset((204, 304))
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _SCHEMES = frozenset(("http", "https"))
 
@@ -293,10 +281,6 @@ def _split_host(host: str) -> tuple[str, str | None]:
     return name, port
 
 
-def _tokens(value: str) -> list[str]:
-    return [token.strip(" \t").lower() for token in value.split(",")]
-
-
 def _status_code(status: str) -> int:
     if (
         not isinstance(status, str)
@@ -385,7 +369,7 @@ class _Exchange:
         status = self.status
         assert status is not None
         body = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
-        if status in _NO_BODY_STATUSES:
+        if status in NO_BODY_STATUSES:
             body = b""  # RFC 9110 §6.4.1: never any content
         keep_length = status == 304 or (self.request.method == "HEAD" and not body)
         out: list[tuple[str, str]] = []
@@ -397,9 +381,9 @@ class _Exchange:
                 if keep_length and not length_kept and value.isdigit() and value.isascii():
                     out.append((name, value))
                     length_kept = True
-            elif key in _HOP_BY_HOP:
+            elif key in CONNECTION_FIELDS:
                 # The one wish an application may have about the connection: close it.
-                if key == "connection" and "close" in _tokens(value):
+                if key == "connection" and "close" in comma_tokens([value]):
                     out.append(("Connection", "close"))
             else:
                 out.append((name, value))

@@ -1,68 +1,93 @@
-"""Per-connection state: buffers, the protocol parser, and whose turn it is.
+"""One client connection as its IO loop sees it: the socket, unsent output, its
+timers, the TLS record layer, and the driver of the protocol it speaks.
 
-Owned by the IO thread. A worker never touches a Connection's fields; it holds
-a reference only to hand its response back through the mailbox.
+Concurrency contract: everything here belongs to the IO thread of the loop that
+accepted the connection, except `remote_address`, `post` and `websockets`, which
+are set once before any task for the connection exists and are read by workers
+(and by any thread sending on a WebSocket). A worker holds a Connection only to
+address the messages it posts (mummy.core.messages) through `post`.
 """
 
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mummy.core.http1 import RequestParser
 from mummy.core.tls import TLSState
 
 if TYPE_CHECKING:
-    from mummy.core.h2session import H2Session
+    from mummy.core.driver import Driver
+    from mummy.core.messages import Message
+    from mummy.core.wsregistry import WebSocketRegistry
+
+# What a Timer waits for. The loop handles LINGER itself; drivers handle the rest.
+HEAD = 1  # a complete request head (header_timeout; slowloris), or a TLS handshake
+BODY = 2  # the next body bytes (body_timeout)
+IDLE = 3  # the next request on a kept-alive connection (keep_alive_timeout)
+LINGER = 4  # the end of a graceful close (RFC 9112 §9.6)
+CLOSE_HANDSHAKE = 5  # the peer's WebSocket Close after ours (websocket_close_timeout)
+PING = 6  # the next WebSocket keepalive ping (websocket_ping_interval)
+
+# Connection.close_when_flushed
+CLOSE_HARD = 1  # close the socket
+CLOSE_GRACEFUL = 2  # shut the write side and read (discarding) for a while: RFC 9112 §9.6
+
+
+class Timer:
+    """One deadline of one connection, filed in its loop's TimerWheel. A
+    connection may own several (each armed and disarmed on its own)."""
+
+    __slots__ = ("conn", "deadline", "timer_key", "timer_kind")
+
+    def __init__(self, conn: "Connection") -> None:
+        self.conn = conn
+        self.deadline = 0.0
+        self.timer_kind = 0  # one of the constants above; 0: not armed
+        self.timer_key = 0  # the wheel bucket it is filed in; 0: none
 
 
 class Connection:
     __slots__ = (
-        "busy",
-        "close_after_send",
+        "close_when_flushed",
         "closed",
-        "deadline",
+        "driver",
         "eof",
         "events",
         "fd",
-        "h2",
-        "inbuf",
         "lingering",
         "out",
         "out_len",
-        "parser",
+        "post",
         "remote_address",
         "sock",
-        "stalled",
-        "timer_key",
-        "timer_kind",
+        "timer",
         "tls",
-        "ws",
-        "ws_gone_pending",
+        "websockets",
     )
 
-    def __init__(self, sock: socket.socket, remote_address: str, parser: RequestParser) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        remote_address: str,
+        post: "Callable[[Message], None]",
+        websockets: "WebSocketRegistry",
+    ) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.remote_address = remote_address
-        self.parser = parser
-        self.inbuf = bytearray()
+        # The mailbox of the loop that owns this connection, for workers' messages.
+        self.post = post
+        # That loop's open WebSockets (for shutdown).
+        self.websockets = websockets
         self.out: deque[memoryview] = deque()
         self.out_len = 0  # bytes queued in `out`
         self.events = 0  # the epoll mask currently registered
-        self.busy = False  # a request of this connection is with a worker
         self.eof = False  # the peer shut down its sending side
-        self.close_after_send = False  # close once `out` is flushed
+        # Once `out` is flushed: 0 go on, CLOSE_HARD close, CLOSE_GRACEFUL shut and linger.
+        self.close_when_flushed = 0
         self.lingering = False  # write side shut, discarding input until the timer fires
-        self.stalled = False  # a complete request waits for room in the ring
         self.closed = False
-        # The connection's one timer (mummy.core.timers): what it waits for, and until when.
-        self.deadline = 0.0
-        self.timer_kind = 0
-        self.timer_key = 0
-        # WebSocket mode, after a 101: the WebSocket object (opaque to the loop).
-        self.ws: object | None = None
-        # HTTP/2 mode (mummy.core.h2session.H2Session), after the preface or ALPN "h2".
-        self.h2: H2Session | None = None
-        # TLS, when the listener has an SSL context (mummy.core.tls.TLSState).
+        self.timer = Timer(self)  # the deadline of whatever the driver waits for
+        # TLS records, once the handshake is done (mummy.core.tls.TLSState).
         self.tls: TLSState | None = None
-        self.ws_gone_pending = False  # closed while an event ran: report it when that ends
+        self.driver: Driver  # set by the loop right after construction

@@ -36,15 +36,10 @@ from hyperframe.frame import GoAwayFrame
 
 from mummy.core.http1 import ParsedRequest, RequestHead
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 FLOOD_WINDOW_SECONDS = 10.0
 MAX_RESETS_PER_WINDOW = 200
 MAX_PINGS_PER_WINDOW = 100
 MAX_SETTINGS_PER_WINDOW = 100
-# RFC 9113 §8.2.2: connection-specific fields are not sent in HTTP/2.
-_CONNECTION_FIELDS = frozenset(
-    ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade")
-)
 
 
 @dataclass(slots=True)
@@ -231,7 +226,8 @@ class H2Session:
     def respond(
         self, stream_id: int, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> None:
-        """Frame a response; the body goes out as the flow-control windows allow."""
+        """Frame a response (fields checked by mummy.core.response.h2_fields); the
+        body goes out as the flow-control windows allow."""
         self._dispatched.discard(stream_id)
         stream = self._streams.get(stream_id)
         if stream is None or self.closed:
@@ -239,7 +235,7 @@ class H2Session:
         self._last_answered = max(self._last_answered, stream_id)
         stream.answered = True
         fields = [(":status", str(status))]
-        fields += [(k, v) for k, v in headers if k not in _CONNECTION_FIELDS]
+        fields += headers
         try:
             self.conn.send_headers(stream_id, fields, end_stream=not body)
         except (ProtocolError, StreamClosedError):
@@ -285,6 +281,11 @@ class H2Session:
         if not self.closed:
             self.closed = True
             self.conn.close_connection(code, additional_data=reason.encode()[:200])
+
+    def fail(self) -> bytes:
+        """This connection is dropped after an internal error: a GOAWAY saying so."""
+        self._goaway(ErrorCodes.INTERNAL_ERROR, "internal error")
+        return self.data_to_send()
 
     def refuse(self, stream_id: int) -> None:
         """Server shutdown: no worker will run this stream; it is reset with

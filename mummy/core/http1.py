@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import h11
 
-# RFC 9110 §5.6.2: token = 1*tchar
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+from mummy.core.fields import TOKEN as _TOKEN
+from mummy.core.fields import comma_tokens
+
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version (origin-form only here)
 _FAST_REQUEST_LINE = re.compile(r"(" + _TOKEN + r") (/[\x21-\x7e]*) HTTP/1\.([01])\r\n")
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, restricted to visible ASCII
@@ -132,11 +133,6 @@ def parse_head_slow(
     return parse_head_h11(head)
 
 
-def _tokens(values: list[str]) -> list[str]:
-    # RFC 9110 §5.6.1: lists may contain empty elements, which are ignored.
-    return [t for v in values for t in (p.strip(" \t").lower() for p in v.split(",")) if t]
-
-
 def frame_request(
     method: str, target: str, version: str, headers: list[tuple[str, str]], max_body_len: int
 ) -> RequestHead:
@@ -176,7 +172,7 @@ def frame_request(
         if content_length:
             # RFC 9112 §6.3: CL + TE is a smuggling attempt; refuse and close.
             raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
-        codings = _tokens(transfer_encoding)
+        codings = comma_tokens(transfer_encoding)
         if len(transfer_encoding) > 1 or codings.count("chunked") > 1 or not codings:
             raise ProtocolError(400, "repeated or empty Transfer-Encoding")
         if codings != ["chunked"]:
@@ -194,13 +190,13 @@ def frame_request(
         if length > max_body_len:
             raise ProtocolError(413, "request body is larger than max_body_len")
     if connection:
-        tokens = _tokens(connection)
+        tokens = comma_tokens(connection)
         keep_alive = "close" not in tokens if http11 else "keep-alive" in tokens
     else:
         keep_alive = http11
     expect_continue = False
     if expect:
-        if _tokens(expect) != ["100-continue"]:
+        if comma_tokens(expect) != ["100-continue"]:
             raise ProtocolError(417, "only 'Expect: 100-continue' is supported")
         expect_continue = http11
     return RequestHead(

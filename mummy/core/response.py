@@ -1,29 +1,47 @@
-"""Serializing responses (RFC 9112 §4, RFC 9110 §6): status line, fields, body.
+"""Responses (RFC 9110 §6, RFC 9112 §4, RFC 9113 §8.2): one rule set, two framings.
 
-Runs on the worker that calls `respond()`, so the IO thread only copies bytes.
+`encode_response` runs on the worker that calls `respond()`: it negotiates the
+content coding, compresses, applies the rules (status range, no
+Transfer-Encoding, no body on 204/304, HEAD's Content-Length, Date,
+connection-specific fields) once in `_checked`, and frames the result for
+HTTP/1.1 (`serialize`) or HTTP/2 (`h2_fields`). The IO thread only copies bytes.
 """
 
-import re
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
-from http import HTTPStatus
 
+from mummy.core.compression import NotAcceptable, compress, compressible, negotiate
+from mummy.core.connection import Connection
+from mummy.core.fields import (
+    BAD_VALUE_RE,
+    CONNECTION_FIELDS,
+    NO_BODY_STATUSES,
+    REASONS,
+    TOKEN_RE,
+    comma_tokens,
+)
+from mummy.core.messages import H2Response, Http1Response
 from mummy.errors import MummyError
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 §5.5: field values never contain CR, LF or NUL.
-_BAD_VALUE = re.compile(r"[\x00\r\n]")
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
 _STATUS_LINES: dict[int, bytes] = {}
-# (name, value) -> the encoded field line, for ordinary fields that passed validation.
-# Shared by all workers: dict reads and writes are atomic on both builds.
-_FIELD_LINES: dict[tuple[str, str], bytes] = {}
+# (name, value) -> (lower-cased name, encoded HTTP/1.1 field line), for ordinary
+# fields that passed validation. Shared by all workers: dict reads and writes are
+# atomic on both builds, and a race only computes the same entry twice.
+_FIELDS: dict[tuple[str, str], tuple[str, bytes]] = {}
 _FIELD_CACHE_SIZE = 4096
 
-# RFC 9110 §6.4.1: these statuses never carry content.
-NO_BODY_STATUSES = frozenset({204, 304})
-
 _date_cache: tuple[int, str] = (0, "")
+
+
+@dataclass(slots=True, frozen=True)
+class ResponseSettings:
+    """The server's compression options (one per server, read-only)."""
+
+    compress: bool
+    compress_min_size: int
+    gzip_level: int
+    zstd_level: int
 
 
 def http_date() -> str:
@@ -43,9 +61,9 @@ def http_date() -> str:
 def check_field(name: str, value: str) -> None:
     """A field a handler may send: a token name, and no CR, LF or NUL in the value
     (RFC 9110 §5.5), so no response splitting."""
-    if _TOKEN.fullmatch(name) is None:
+    if TOKEN_RE.fullmatch(name) is None:
         raise MummyError(f"invalid header name {name!r}")
-    if _BAD_VALUE.search(value) is not None:
+    if BAD_VALUE_RE.search(value) is not None:
         raise MummyError(f"header {name!r} has a CR, LF or NUL in its value")
 
 
@@ -53,49 +71,52 @@ def status_line(status: int) -> bytes:
     line = _STATUS_LINES.get(status)
     if line is None:
         # RFC 9112 §4: the reason-phrase may be empty, the space before it may not.
-        line = f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n".encode("ascii")
+        line = f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n".encode("ascii")
         _STATUS_LINES[status] = line
     return line
 
 
-def serialize(
-    status: int,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    *,
-    head_request: bool,
-    http10: bool,
-    keep_alive: bool,
-) -> tuple[bytes, bool]:
-    """Returns (wire bytes, keep_alive). Raises MummyError for a response that
-    cannot be sent as given; nothing is sent then."""
+@dataclass(slots=True)
+class _Checked:
+    fields: list[tuple[str, str, bytes]]  # (lower-cased name, value, HTTP/1.1 line)
+    content_length: str | None  # the value to send, None for none
+    has_date: bool
+    wants_close: bool  # the handler sent `Connection: close`
+
+
+def _checked(
+    status: int, headers: list[tuple[str, str]], body: bytes, head_request: bool
+) -> _Checked:
+    """The rules both framings follow. Raises MummyError for a response that cannot
+    be sent as given; nothing is sent then."""
     if not isinstance(status, int) or not 200 <= status <= 999:
         raise MummyError(
             f"status {status!r} is not a final HTTP status code (200-999); "
             "1xx responses are sent by the server itself"
         )
-    out = [status_line(status)]
+    fields: list[tuple[str, str, bytes]] = []
     content_length: str | None = None
-    has_date = False
-    cache = _FIELD_LINES
+    has_date = wants_close = False
+    cache = _FIELDS
     for name, value in headers:
-        line = cache.get((name, value))
-        if line is not None:
-            out.append(line)
+        known = cache.get((name, value))
+        if known is not None:
+            fields.append((known[0], value, known[1]))
             continue
         check_field(name, value)
         key = name.lower()
         if key == "content-length":
             content_length = value
             continue
-        if key == "connection":
-            if "close" in (t.strip(" \t") for t in value.lower().split(",")):
-                keep_alive = False
-            continue
         if key == "transfer-encoding":
             raise MummyError(
                 "do not set Transfer-Encoding: responses are sent whole, with Content-Length"
             )
+        if key == "connection":
+            # RFC 9110 §7.6.1: the server manages its connections; the one wish a
+            # handler may have about it is to close this one.
+            wants_close = wants_close or "close" in comma_tokens([value])
+            continue
         try:
             line = f"{name}: {value}\r\n".encode("latin-1")
         except UnicodeEncodeError:
@@ -107,29 +128,46 @@ def serialize(
             has_date = True
         elif len(cache) < _FIELD_CACHE_SIZE:
             # Validated and encoded once: most responses repeat the same few fields.
-            cache[name, value] = line
-        out.append(line)
+            cache[name, value] = (key, line)
+        fields.append((key, value, line))
     if status in NO_BODY_STATUSES:
         if body:
             raise MummyError(f"a {status} response cannot have a body")
         if status == 204 and content_length is not None:
             raise MummyError("a 204 response cannot have a Content-Length")
-        if content_length is not None:
-            out.append(f"Content-Length: {content_length}\r\n".encode("latin-1"))
-    elif content_length is not None and (head_request and not body):
+    elif content_length is not None and head_request and not body:
         # RFC 9110 §9.3.2: a HEAD response may carry the length the GET would have.
-        if not content_length.isdigit():
+        if not (content_length.isdigit() and content_length.isascii()):
             raise MummyError(f"invalid Content-Length {content_length!r}")
-        out.append(f"Content-Length: {content_length}\r\n".encode("ascii"))
     else:
         if content_length is not None and content_length != str(len(body)):
             raise MummyError(
                 f"Content-Length {content_length} does not match the body ({len(body)} bytes); "
                 "leave Content-Length out and mummy sets it"
             )
-        out.append(b"Content-Length: %d\r\n" % len(body))
-    if not has_date:
+        content_length = str(len(body))
+    return _Checked(fields, content_length, has_date, wants_close)
+
+
+def serialize(
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    head_request: bool,
+    http10: bool,
+    keep_alive: bool,
+) -> tuple[bytes, bool]:
+    """An HTTP/1.1 response: (wire bytes, keep the connection open). `keep_alive` is
+    what the request and the server allow; the handler may still ask to close."""
+    checked = _checked(status, headers, body, head_request)
+    out = [status_line(status)]
+    out += [line for _, _, line in checked.fields]
+    if checked.content_length is not None:
+        out.append(f"Content-Length: {checked.content_length}\r\n".encode("ascii"))
+    if not checked.has_date:
         out.append(b"Date: " + http_date().encode("ascii") + b"\r\n")
+    keep_alive = keep_alive and not checked.wants_close
     if not keep_alive:
         out.append(b"Connection: close\r\n")
     elif http10:
@@ -140,12 +178,26 @@ def serialize(
     return b"".join(out), keep_alive
 
 
+def h2_fields(
+    status: int, headers: list[tuple[str, str]], body: bytes, *, head_request: bool
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The same response for HTTP/2: lower-case names, no connection-specific
+    fields (RFC 9113 §8.2.2). Returns (fields, body to send)."""
+    checked = _checked(status, headers, body, head_request)
+    fields = [(key, value) for key, value, _ in checked.fields if key not in CONNECTION_FIELDS]
+    if checked.content_length is not None:
+        fields.append(("content-length", checked.content_length))
+    if not checked.has_date:
+        fields.append(("date", http_date()))
+    return fields, b"" if head_request else body
+
+
 def _error_parts(
     status: int, message: str, headers: tuple[tuple[str, str], ...]
 ) -> tuple[list[tuple[str, str]], bytes]:
     """The fields and body of a response the server makes on its own. Every 503
     says when to come back (RFC 9110 §10.2.3), one second unless `headers` do."""
-    body = f"{status} {_REASONS.get(status, 'Error')}: {message}\n".encode()
+    body = f"{status} {REASONS.get(status, 'Error')}: {message}\n".encode()
     pairs = [("Content-Type", "text/plain; charset=utf-8"), *headers]
     if status == 503 and not any(name.lower() == "retry-after" for name, _ in headers):
         pairs.append(("Retry-After", "1"))
@@ -169,42 +221,97 @@ def h2_error_response(
     return h2_fields(status, pairs, body, head_request=False)
 
 
-def h2_fields(
-    status: int, headers: list[tuple[str, str]], body: bytes, *, head_request: bool
-) -> tuple[list[tuple[str, str]], bytes]:
-    """The same response for HTTP/2 (RFC 9113 §8.2): lower-case field names, no
-    connection-specific fields, Content-Length and Date added. Returns (fields,
-    body to send). Raises MummyError as `serialize` does."""
-    if not isinstance(status, int) or not 200 <= status <= 999:
-        raise MummyError(f"status {status!r} is not a final HTTP status code (200-999)")
-    fields: list[tuple[str, str]] = []
-    content_length: str | None = None
-    has_date = False
-    for name, value in headers:
-        check_field(name, value)
+def error_message(
+    conn: Connection, stream_id: int, status: int, why: str
+) -> Http1Response | H2Response:
+    """The server's own answer to a request no handler saw, in its protocol:
+    HTTP/1.1 closes the connection after it; HTTP/2 answers on the stream only."""
+    if stream_id:
+        fields, body = h2_error_response(status, why)
+        return H2Response(conn, stream_id, status, fields, body)
+    return Http1Response(conn, error_response(status, why), keep_alive=False)
+
+
+def _content_coded(
+    status: int,
+    pairs: list[tuple[str, str]],
+    data: bytes,
+    accept_encoding: str | None,
+    settings: ResponseSettings,
+) -> bytes:
+    """Compress `data` in place of the identity body when the response and the
+    client allow it; edits `pairs` (Content-Encoding, Vary, Content-Length).
+    Raises NotAcceptable when the client refuses identity and all we offer."""
+    if status in NO_BODY_STATUSES or status < 200:
+        return data
+    content_type = None
+    for name, value in pairs:
         key = name.lower()
-        if key == "content-length":
-            content_length = value
-        elif key in ("connection", "keep-alive", "proxy-connection", "upgrade"):
-            continue
-        elif key == "transfer-encoding":
-            raise MummyError(
-                "do not set Transfer-Encoding: responses are sent whole, with Content-Length"
-            )
-        else:
-            has_date = has_date or key == "date"
-            fields.append((key, value))
-    if status in NO_BODY_STATUSES:
-        if body:
-            raise MummyError(f"a {status} response cannot have a body")
-    elif content_length is not None and head_request and not body:
-        fields.append(("content-length", content_length))
-    else:
-        if content_length is not None and content_length != str(len(body)):
-            raise MummyError(
-                f"Content-Length {content_length} does not match the body ({len(body)} bytes)"
-            )
-        fields.append(("content-length", str(len(body))))
-    if not has_date:
-        fields.append(("date", http_date()))
-    return fields, b"" if head_request else body
+        if key == "content-encoding":
+            return data
+        if key == "content-type":
+            content_type = value
+    if not compressible(content_type):
+        return data
+    coding = negotiate(accept_encoding)
+    # The choice depended on Accept-Encoding: caches must know (RFC 9110 §12.5.5).
+    vary = [i for i, (name, _) in enumerate(pairs) if name.lower() == "vary"]
+    if not vary:
+        pairs.append(("Vary", "Accept-Encoding"))
+    elif "accept-encoding" not in pairs[vary[0]][1].lower():
+        name, value = pairs[vary[0]]
+        pairs[vary[0]] = (name, f"{value}, Accept-Encoding")
+    if coding == "identity":
+        return data
+    pairs[:] = [(n, v) for n, v in pairs if n.lower() != "content-length"]
+    pairs.append(("Content-Encoding", coding))
+    return compress(data, coding, gzip_level=settings.gzip_level, zstd_level=settings.zstd_level)
+
+
+@dataclass(slots=True, frozen=True)
+class RequestFacts:
+    """What the encoding of a response depends on in its request."""
+
+    conn: Connection
+    stream_id: int  # 0: HTTP/1.x
+    method: str
+    http10: bool
+    keep_alive: bool  # the request allows keeping the connection (RFC 9112 §9.3)
+    accept_encoding: str | None
+
+
+def encode_response(
+    facts: RequestFacts,
+    status: int,
+    pairs: list[tuple[str, str]],
+    data: bytes,
+    *,
+    compress_body: bool,
+    settings: ResponseSettings,
+    server_closing: bool,
+) -> tuple[Http1Response | H2Response, int, int]:
+    """The message to post for a handler's response, with the status and body size
+    sent (406 replaces a response the client cannot accept). Raises MummyError as
+    `serialize` does. Whether an HTTP/1.1 connection stays open is decided here,
+    once: the request allows it, the server is not closing, the handler did not
+    ask to close."""
+    if compress_body and settings.compress and len(data) > settings.compress_min_size:
+        try:
+            data = _content_coded(status, pairs, data, facts.accept_encoding, settings)
+        except NotAcceptable:
+            # RFC 9110 §15.5.7: the client refuses identity and all we offer.
+            status, pairs = 406, [("Content-Type", "text/plain; charset=utf-8")]
+            data = b"406 Not Acceptable: no acceptable content coding\n"
+    head_request = facts.method == "HEAD"
+    if facts.stream_id:
+        fields, body = h2_fields(status, pairs, data, head_request=head_request)
+        return H2Response(facts.conn, facts.stream_id, status, fields, body), status, len(data)
+    wire, keep_alive = serialize(
+        status,
+        pairs,
+        data,
+        head_request=head_request,
+        http10=facts.http10,
+        keep_alive=facts.keep_alive and not server_closing,
+    )
+    return Http1Response(facts.conn, wire, keep_alive), status, len(data)

@@ -221,7 +221,7 @@ def test_resets_and_half_closes_leak_nothing(serve) -> None:
     assert wait_for(lambda: open_fds() <= fds_before)
     assert wait_for(lambda: threading.active_count() <= threads_before)
     loop = server._loop
-    assert loop is not None and wait_for(lambda: len(loop._conns) == 0)
+    assert loop is not None and wait_for(lambda: loop.connection_count == 0)
 
 
 def test_response_splitting_is_impossible(serve) -> None:

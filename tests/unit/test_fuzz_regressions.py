@@ -10,19 +10,18 @@ import textwrap
 import tracemalloc
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from mummy import Event, MessageKind
+from mummy.core.wsengine import WebSocketEngine, open_websocket
 from mummy.headers import Headers
 from mummy.multipart import MultipartError, decode_multipart
-from mummy.websocket import WebSocket, open_websocket
 
 
 @dataclass
 class UpgradeRequest:
-    """What open_websocket and WebSocket read from a mummy.Request."""
+    """What open_websocket reads from a mummy.Request."""
 
     headers: Headers
     method: str = "GET"
@@ -30,10 +29,10 @@ class UpgradeRequest:
     uri: str = "/ws"
     path: str = "/ws"
     remote_address: str = "127.0.0.1"
-    posted: list[tuple[int, Any, bytes, Any]] = field(default_factory=list)
+    posted: list[object] = field(default_factory=list)
 
 
-def open_socket(offer_deflate: bool = False) -> WebSocket:
+def open_socket(offer_deflate: bool = False) -> WebSocketEngine:
     """A server-side WebSocket after the handshake, as Request.upgrade_to_websocket
     makes it; frames it sends are collected in request.posted."""
     pairs = [
@@ -48,7 +47,7 @@ def open_socket(offer_deflate: bool = False) -> WebSocket:
     request = UpgradeRequest(Headers(pairs))
     response, proto = open_websocket(request, True, 1 << 16)  # type: ignore[arg-type]
     assert (b"permessage-deflate" in response) is offer_deflate
-    return WebSocket(request, proto, object(), request.posted.append, 1 << 20)  # type: ignore[arg-type]
+    return WebSocketEngine(proto, object(), request.posted.append, 1 << 20)  # type: ignore[arg-type]
 
 
 def frame(opcode: int, payload: bytes, *, rsv1: bool = False) -> bytes:

@@ -1,0 +1,228 @@
+"""HTTP/1.1 on the IO thread: parsing, pipelining in order, 100-continue, read
+timers, error answers, and the switches to HTTP/2 (prior knowledge, h2c) and to
+WebSocket (a 101 from a worker).
+
+A connection has at most one request with a worker at a time, so pipelined
+requests are answered in order; the next one is parsed when the previous
+response has been handed back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from mummy.core.connection import BODY, HEAD, IDLE
+from mummy.core.driver import MAX_PENDING_OUTPUT, Driver
+from mummy.core.fields import H2_PREFACE, comma_tokens
+from mummy.core.h2_driver import H2Driver
+from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
+from mummy.core.messages import Http1Response, HttpTask, Message, Upgrade
+from mummy.core.response import error_response
+from mummy.core.ws_driver import WebSocketDriver
+
+if TYPE_CHECKING:
+    from mummy.core.connection import Connection
+    from mummy.core.loop import EventLoop
+
+log = logging.getLogger("mummy")
+
+CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
+
+class Http1Driver(Driver):
+    __slots__ = ("busy", "inbuf", "parser", "waiting")
+
+    def __init__(self, loop: EventLoop, conn: Connection, inbuf: bytearray | None = None) -> None:
+        super().__init__(loop, conn)
+        config = loop.config
+        self.parser = RequestParser(config.max_headers_len, config.max_body_len)
+        self.inbuf = inbuf if inbuf is not None else bytearray()
+        self.busy = False  # a request of this connection is with a worker
+        self.waiting = False  # a complete request waits for room in the ring
+
+    def start(self) -> None:
+        """Accepted, or after TLS: parse what is buffered."""
+        if not self.conn.timer.timer_kind:
+            self.loop.arm(self.conn.timer, self.loop.config.header_timeout, HEAD)
+        self._advance()
+
+    def ring_has_room(self) -> None:
+        self.waiting = False
+        if not self.busy:
+            self._advance()
+
+    def received(self, data: bytes) -> None:
+        self.inbuf += data
+        if self.busy or self.waiting:
+            if len(self.inbuf) > self.loop.config.max_buffered:
+                self.loop.update_events(self.conn)
+        else:
+            self._advance()
+
+    def wants_input(self) -> bool:
+        if self.busy or self.waiting:
+            return len(self.inbuf) <= self.loop.config.max_buffered
+        return self.conn.out_len <= MAX_PENDING_OUTPUT
+
+    def peer_closed(self) -> None:
+        # Half-closed: answer what is with a worker or queued, then close.
+        if self.busy:
+            self.loop.update_events(self.conn)  # closed once the response is out
+        elif self.conn.out:
+            self.loop.close_after_output(self.conn, graceful=True)
+        else:
+            self.loop.close(self.conn)
+
+    def flushed(self) -> None:
+        if not self.conn.out and not self.busy:
+            self._advance()
+
+    def timer_fired(self, kind: int) -> None:
+        if kind == BODY or (kind == HEAD and (self.inbuf or not self.parser.idle)):
+            # RFC 9110 §15.5.9: the client was mid-request; tell it why we close.
+            self.reject(408, "request not received in time")
+        else:
+            self.loop.close(self.conn)  # idle or silent: closed quietly
+
+    def message(self, msg: Message) -> None:
+        if isinstance(msg, Http1Response):
+            self._responded(msg)
+        elif isinstance(msg, Upgrade):
+            self._upgraded(msg)
+
+    def server_closing(self) -> None:
+        if self.waiting:
+            self.reject(503, "the server is shutting down")
+        elif not self.busy and not self.conn.out:
+            self.loop.close(self.conn)
+
+    def last_word(self) -> bytes:
+        if self.busy or self.conn.out:
+            return b""  # a response may be half written: nothing can follow it
+        return error_response(500, "the server failed to handle the request")
+
+    def reject(self, status: int, reason: str) -> None:
+        """Answer `status` and close (gracefully: RFC 9112 §9.6)."""
+        log.debug("rejecting request from %s: %d %s", self.conn.remote_address, status, reason)
+        self.inbuf.clear()
+        self.loop.send(self.conn, error_response(status, reason))
+        self.loop.close_after_output(self.conn, graceful=True)
+
+    # --- internals ---------------------------------------------------------------
+
+    def _responded(self, msg: Http1Response) -> None:
+        conn = self.conn
+        if conn.closed:
+            return
+        self.busy = False
+        self.loop.send(conn, msg.wire)
+        if conn.closed:
+            return
+        if not msg.keep_alive or conn.eof:
+            self.loop.close_after_output(conn, graceful=True)
+        else:
+            self._advance()
+
+    def _upgraded(self, msg: Upgrade) -> None:
+        conn = self.conn
+        if conn.closed:
+            return
+        self.busy = False
+        self.loop.send(conn, msg.wire)
+        if conn.closed:
+            return
+        self.loop.disarm(conn.timer)
+        # Bytes after the upgrade request are the first frames: fed after OPEN.
+        self.loop.switch(conn, WebSocketDriver(self.loop, conn, msg.engine, self.inbuf))
+
+    def _advance(self) -> None:
+        """Parse and dispatch the next request, if complete."""
+        conn, loop = self.conn, self.loop
+        if conn.close_when_flushed or conn.lingering or conn.out_len > MAX_PENDING_OUTPUT:
+            loop.update_events(conn)
+            return
+        if loop.closing:
+            if not conn.out:
+                loop.close(conn)
+            return
+        if loop.ring.full:
+            if not self.waiting:
+                self.waiting = True
+                loop.waiting_for_ring.append(self)
+                loop.disarm(conn.timer)  # waiting for us, not for the client
+            loop.update_events(conn)
+            return
+        inbuf = self.inbuf
+        if loop.config.http2 and self.parser.idle and inbuf[:1] == b"P":
+            # RFC 9113 §3.3: HTTP/2 with prior knowledge starts with the preface.
+            if inbuf.startswith(H2_PREFACE):
+                self._switch_to_h2(None)
+                return
+            if H2_PREFACE.startswith(inbuf):
+                self._arm_read_timer()
+                return
+        try:
+            request = self.parser.next_request(inbuf)
+        except ProtocolError as exc:
+            self.reject(exc.status, exc.reason)
+            return
+        if request is None:
+            if self.parser.continue_due:
+                # RFC 9110 §10.1.1: the client waits for this before sending the body.
+                self.parser.continue_due = False
+                loop.send(conn, CONTINUE_100)
+            self._arm_read_timer()
+            loop.update_events(conn)
+            return
+        if loop.config.http2 and _asks_for_h2c(request):
+            self._switch_to_h2(request)
+            return
+        self.busy = True
+        loop.disarm(conn.timer)
+        request.received_at = time.monotonic()
+        loop.ring.put(HttpTask(conn, request))
+        loop.update_events(conn)
+
+    def _arm_read_timer(self) -> None:
+        """Arm the timer for what the connection is waiting to receive."""
+        conn, config = self.conn, self.loop.config
+        kind = conn.timer.timer_kind
+        if not self.parser.idle:
+            # Between body bytes; every arrival pushes the deadline back.
+            self.loop.arm(conn.timer, config.body_timeout, BODY)
+        elif self.inbuf:
+            if kind != HEAD:  # the head's deadline is not pushed back
+                self.loop.arm(conn.timer, config.header_timeout, HEAD)
+        elif kind not in (HEAD, IDLE):
+            self.loop.arm(conn.timer, config.keep_alive_timeout, IDLE)
+
+    def _switch_to_h2(self, upgrade: ParsedRequest | None) -> None:
+        driver = H2Driver(self.loop, self.conn, self.inbuf)
+        if upgrade is not None:
+            settings = next(v for k, v in upgrade.head.headers if k.lower() == "http2-settings")
+            try:
+                driver.accept_upgrade(settings, upgrade)
+            except Exception:
+                self.reject(400, "invalid HTTP2-Settings")
+                return
+            self.loop.send(self.conn, SWITCH_TO_H2C)
+        self.loop.switch(self.conn, driver)
+
+
+def _asks_for_h2c(request: ParsedRequest) -> bool:
+    """An HTTP/1.1 request with `Upgrade: h2c` and one HTTP2-Settings (RFC 7540 §3.2),
+    and no body (a body would have to be read before switching)."""
+    head = request.head
+    if head.version != "HTTP/1.1" or request.body:
+        return False
+    upgrade = settings = 0
+    for name, value in head.headers:
+        key = name.lower()
+        if key == "upgrade" and "h2c" in comma_tokens([value]):
+            upgrade += 1
+        elif key == "http2-settings":
+            settings += 1
+    return upgrade == 1 and settings == 1

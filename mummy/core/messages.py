@@ -1,0 +1,218 @@
+"""Everything that crosses threads, one small slotted class per kind.
+
+Tasks go from the IO thread to the workers through the `TaskRing`; messages go
+from any thread (workers, and threads calling `WebSocket.send`) to the IO
+thread through its `Mailbox`. The IO thread dispatches messages on their type,
+so mypy checks every field; nothing here is a tuple with an int tag.
+
+A message marked *ends a task* is posted exactly once for each task a worker
+ran, whatever happened in the handler: the ring counts a task in flight until
+the IO thread has taken that message (`TaskRing.done`).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, ClassVar, Final
+
+if TYPE_CHECKING:
+    from mummy.core.connection import Connection
+    from mummy.core.http1 import ParsedRequest
+    from mummy.core.tls import TLSState
+    from mummy.core.wsengine import WebSocketEngine
+
+# --- tasks: IO thread -> workers ------------------------------------------------
+
+
+class HttpTask:
+    """A complete request: HTTP/1.1, or one HTTP/2 stream (`request.stream_id`)."""
+
+    __slots__ = ("conn", "request")
+
+    def __init__(self, conn: Connection, request: ParsedRequest) -> None:
+        self.conn = conn
+        self.request = request
+
+
+class WebSocketEvent(enum.Enum):
+    OPEN = "open"  # the 101 is out: run the handler's OPEN
+    INPUT = "input"  # received bytes to feed the protocol
+    GONE = "gone"  # the TCP connection closed
+    END = "end"  # shutdown: queued input dropped; CLOSE, then drop the connection
+
+
+class WebSocketTask:
+    """The next event of one WebSocket; at most one per connection is in flight."""
+
+    __slots__ = ("conn", "data", "engine", "event")
+
+    def __init__(
+        self, conn: Connection, engine: WebSocketEngine, event: WebSocketEvent, data: bytes = b""
+    ) -> None:
+        self.conn = conn
+        self.engine = engine
+        self.event = event
+        self.data = data
+
+
+class TlsTask:
+    """Handshake bytes from the peer, for one handshake step on a worker (which
+    owns `tls` until it posts the TlsStep)."""
+
+    __slots__ = ("conn", "data", "tls")
+
+    def __init__(self, conn: Connection, tls: TLSState, data: bytes) -> None:
+        self.conn = conn
+        self.tls = tls
+        self.data = data
+
+
+Task = HttpTask | WebSocketTask | TlsTask
+
+# --- messages: any thread -> the IO thread ---------------------------------------
+
+
+class Http1Response:
+    """A serialized HTTP/1.1 response; close the connection after it unless
+    `keep_alive`. Ends a task."""
+
+    __slots__ = ("conn", "keep_alive", "wire")
+    ends_task: ClassVar[bool] = True
+
+    def __init__(self, conn: Connection, wire: bytes, keep_alive: bool) -> None:
+        self.conn = conn
+        self.wire = wire
+        self.keep_alive = keep_alive
+
+
+class H2Response:
+    """One HTTP/2 stream's response, fields already checked. Ends a task."""
+
+    __slots__ = ("body", "conn", "fields", "status", "stream_id")
+    ends_task: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        conn: Connection,
+        stream_id: int,
+        status: int,
+        fields: list[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.status = status
+        self.fields = fields
+        self.body = body
+
+
+class H2Refuse:
+    """Shutdown: an HTTP/2 stream no worker started. Ends a task."""
+
+    __slots__ = ("conn", "stream_id")
+    ends_task: ClassVar[bool] = True
+
+    def __init__(self, conn: Connection, stream_id: int) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+
+
+class Upgrade:
+    """A 101 response; the connection then speaks WebSocket. Ends a task."""
+
+    __slots__ = ("conn", "engine", "wire")
+    ends_task: ClassVar[bool] = True
+
+    def __init__(self, conn: Connection, wire: bytes, engine: WebSocketEngine) -> None:
+        self.conn = conn
+        self.wire = wire
+        self.engine = engine
+
+
+class TlsStep:
+    """A handshake step's output; `finished` None when the handshake failed (or was
+    refused at shutdown): the connection is closed. Ends a task."""
+
+    __slots__ = ("conn", "finished", "out")
+    ends_task: ClassVar[bool] = True
+
+    def __init__(self, conn: Connection, out: bytes, finished: bool | None) -> None:
+        self.conn = conn
+        self.out = out
+        self.finished = finished
+
+
+class WebSocketDone:
+    """A WebSocket event task finished. Ends a task."""
+
+    __slots__ = ("conn",)
+    ends_task: ClassVar[bool] = True
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+
+class WebSocketFrame:
+    """A frame to write; `engine` counts it until the IO thread takes it."""
+
+    __slots__ = ("conn", "engine", "frame")
+    ends_task: ClassVar[bool] = False
+
+    def __init__(self, conn: Connection, frame: bytes, engine: WebSocketEngine) -> None:
+        self.conn = conn
+        self.frame = frame
+        self.engine = engine
+
+
+class WebSocketClosing:
+    """Our Close frame: write it, then wait for the peer's (websocket_close_timeout)."""
+
+    __slots__ = ("conn", "frame")
+    ends_task: ClassVar[bool] = False
+
+    def __init__(self, conn: Connection, frame: bytes) -> None:
+        self.conn = conn
+        self.frame = frame
+
+
+class WebSocketDrop:
+    """Close the TCP connection once pending output is written."""
+
+    __slots__ = ("conn",)
+    ends_task: ClassVar[bool] = False
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+
+class WebSocketAbort:
+    """Shutdown: the peer did not finish the Close handshake in time; close now."""
+
+    __slots__ = ("conn",)
+    ends_task: ClassVar[bool] = False
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+
+class Wake:
+    """No payload: look at the loop's control flags (set by the closing thread)."""
+
+    __slots__ = ()
+
+
+WAKE: Final = Wake()
+
+Message = (
+    Http1Response
+    | H2Response
+    | H2Refuse
+    | Upgrade
+    | TlsStep
+    | WebSocketDone
+    | WebSocketFrame
+    | WebSocketClosing
+    | WebSocketDrop
+    | WebSocketAbort
+    | Wake
+)
