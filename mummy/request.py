@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mummy.core.messages import Upgrade
-from mummy.core.response import RequestFacts, ResponseSettings, encode_response
+from mummy.core.response import ResponseSettings, encode_response
 from mummy.core.wsengine import WebSocketEngine, open_websocket
 from mummy.errors import MummyError
 from mummy.headers import Headers, HeadersInput, QueryParams
@@ -145,7 +145,12 @@ class Request:
             raise MummyError(f"body must be bytes or str, not {type(body).__name__}")
         ctx = self._ctx
         item, status, size = encode_response(
-            self._facts(),
+            self._conn,
+            self._stream_id,
+            self.method,
+            self.http_version,
+            self._keep_alive,
+            self.headers,
             status,
             _header_pairs(headers),
             data,
@@ -160,16 +165,6 @@ class Request:
         if ctx.access_log:
             self._log_access(status, size)
         self._conn.post(item)
-
-    def _facts(self) -> RequestFacts:
-        return RequestFacts(
-            conn=self._conn,
-            stream_id=self._stream_id,
-            method=self.method,
-            http10=self.http_version == "HTTP/1.0",
-            keep_alive=self._keep_alive,
-            accept_encoding=self.headers.get("accept-encoding"),
-        )
 
     def upgrade_to_websocket(self) -> WebSocket:
         """Answer 101 and turn this connection into a WebSocket (RFC 6455 §4.2).

@@ -1,7 +1,7 @@
 """The server's options, checked once and frozen: every thread reads them freely."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mummy.errors import MummyError
 
@@ -51,10 +51,8 @@ class ServerConfig:
     http2: bool = True  # False here when the h2 package is missing
     h2_max_concurrent_streams: int = 100
 
-    @property
-    def max_buffered(self) -> int:
-        """Input kept per connection while its request is with a worker: one more request."""
-        return self.max_headers_len + self.max_body_len
+    # Input kept per connection while its request is with a worker: one more request.
+    max_buffered: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         """Check every option (MummyError saying what to do) and normalize types."""
@@ -92,6 +90,7 @@ class ServerConfig:
             fixed[name] = _seconds(name, getattr(self, name), optional=True)
         for name in ("compress", "access_log", "http2"):
             fixed[name] = bool(getattr(self, name))
+        fixed["max_buffered"] = self.max_headers_len + self.max_body_len
         for name, value in fixed.items():
             object.__setattr__(self, name, value)  # frozen: normalized once, here
 

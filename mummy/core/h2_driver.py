@@ -110,7 +110,7 @@ class H2Driver(Driver):
             loop.close_after_output(conn, graceful=True)
             return
         if session.active_streams:
-            loop.disarm(conn.timer)
+            loop.wheel.disarm(conn.timer)
         elif conn.timer.timer_kind != IDLE:
             loop.arm(conn.timer, loop.config.keep_alive_timeout, IDLE)
         loop.update_events(conn)

@@ -134,7 +134,7 @@ class Http1Driver(Driver):
         self.loop.send(conn, msg.wire)
         if conn.closed:
             return
-        self.loop.disarm(conn.timer)
+        self.loop.wheel.disarm(conn.timer)
         # Bytes after the upgrade request are the first frames: fed after OPEN.
         self.loop.switch(conn, WebSocketDriver(self.loop, conn, msg.engine, self.inbuf))
 
@@ -152,7 +152,7 @@ class Http1Driver(Driver):
             if not self.waiting:
                 self.waiting = True
                 loop.waiting_for_ring.append(self)
-                loop.disarm(conn.timer)  # waiting for us, not for the client
+                loop.wheel.disarm(conn.timer)  # waiting for us, not for the client
             loop.update_events(conn)
             return
         inbuf = self.inbuf
@@ -181,7 +181,7 @@ class Http1Driver(Driver):
             self._switch_to_h2(request)
             return
         self.busy = True
-        loop.disarm(conn.timer)
+        loop.wheel.disarm(conn.timer)
         request.received_at = time.monotonic()
         loop.ring.put(HttpTask(conn, request))
         loop.update_events(conn)

@@ -1,13 +1,21 @@
 """Listening sockets: TCP (IPv4, IPv6, dual-stack), Unix domain sockets, and
-inherited file descriptors (systemd socket activation)."""
+inherited file descriptors (systemd socket activation); and accepting on them."""
 
+import errno
+import logging
 import os
 import socket
 import stat
+import time
+from collections.abc import Iterator
 
+from mummy.core.poller import READ, Poller
 from mummy.errors import MummyError
 
+log = logging.getLogger("mummy")
+
 LISTEN_BACKLOG = 1024
+ACCEPT_PAUSE_SECONDS = 0.1
 
 
 def make_listener(
@@ -86,3 +94,69 @@ def _inherited(fd: int) -> socket.socket:
         sock.detach()
         raise MummyError(f"fd {fd} is not a listening stream socket")
     return sock
+
+
+class Acceptor:
+    """The IO loop's side of a listening socket: accepts until the kernel has no
+    more, registered with the loop's poller only while accepting. Paused at
+    `max_connections` (further clients wait in the kernel's backlog) and, for a
+    moment, when accept fails for lack of descriptors. IO thread only."""
+
+    __slots__ = ("_ep", "_max", "_paused_until", "_registered", "closed", "sock")
+
+    def __init__(self, sock: socket.socket, poller: Poller, max_connections: int) -> None:
+        self.sock = sock
+        self._ep = poller
+        self._max = max_connections
+        self._registered = False
+        self._paused_until = 0.0
+        self.closed = False
+
+    def start(self) -> None:
+        self._ep.register(self.sock.fileno(), READ)
+        self._registered = True
+
+    def accept(self, connections: int) -> Iterator[tuple[socket.socket, str]]:
+        """New sockets (non-blocking, TCP_NODELAY) and peer addresses, while there
+        are fewer than max_connections counting `connections` already open."""
+        while connections < self._max:
+            try:
+                sock, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno == errno.ECONNABORTED:
+                    continue
+                # EMFILE/ENFILE/ENOBUFS: pause accepting briefly instead of spinning.
+                log.warning(
+                    "accept failed (%s); pausing accepts for %.1fs", exc, ACCEPT_PAUSE_SECONDS
+                )
+                self.pause()
+                self._paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
+                return
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connections += 1
+            yield sock, str(addr[0]) if isinstance(addr, tuple) else ""
+        log.warning("max_connections (%d) reached; not accepting", self._max)
+        self.pause()
+
+    def pause(self) -> None:
+        if self._registered:
+            self._registered = False
+            self._ep.unregister(self.sock.fileno())
+
+    def resume(self, connections: int, now: float) -> None:
+        """Accept again if there is room and no pause is running."""
+        if self._paused_until and now >= self._paused_until:
+            self._paused_until = 0.0
+        if not (self._registered or self.closed or self._paused_until) and connections < self._max:
+            self._registered = True
+            self._ep.register(self.sock.fileno(), READ)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.pause()
+            self.closed = True
+            self.sock.close()

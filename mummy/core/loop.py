@@ -17,7 +17,6 @@ Everything here belongs to this loop (its epoll, connections, timers, mailbox,
 WebSocket registry), so that a server may run several.
 """
 
-import errno
 import logging
 import socket
 import ssl
@@ -30,6 +29,7 @@ from mummy.core.config import ServerConfig
 from mummy.core.connection import CLOSE_GRACEFUL, CLOSE_HARD, LINGER, Connection, Timer
 from mummy.core.driver import Driver
 from mummy.core.faults import FaultLog
+from mummy.core.listener import Acceptor
 from mummy.core.messages import Message, Task, Wake
 from mummy.core.poller import ERROR, READ, WRITE, make_poller
 from mummy.core.ring import Mailbox, TaskRing
@@ -66,22 +66,18 @@ class EventLoop:
         self.mailbox: Mailbox[Message] = Mailbox()
         self.websockets = WebSocketRegistry()
         self.wheel: TimerWheel[Timer] = TimerWheel()
-        # Called every TIMER_CHECK_SECONDS with the time (WebSocket keepalive pings).
-        self.periodic: list[Callable[[float], None]] = []
         # Drivers with a complete request waiting for room in the ring.
         self.waiting_for_ring: deque[Driver] = deque()
         # Drivers to call once this drain of the mailbox is done (HTTP/2 writes).
         self.after_drain: set[Driver] = set()
         self.closing = False  # close() began: no new work
         self.finishing = False  # the workers are gone: flush and close
-        self._listener = listener
         self._new_driver = new_driver
         self._faults = FaultLog(log)
         self._next_timer_check = 0.0
-        self._accepting = True  # the listener is registered with epoll
         self._ep = make_poller()
+        self._acceptor = Acceptor(listener, self._ep, config.max_connections)
         self._conns: dict[int, Connection] = {}
-        self._accept_paused_until = 0.0
         # Control flags, set by the closing thread, then a Wake is posted.
         self._stop_accepting = False
         self._refusals_done = False
@@ -115,9 +111,9 @@ class EventLoop:
 
     def run(self) -> None:
         ep = self._ep
-        listen_fd = self._listener.fileno()
+        listen_fd = self._acceptor.sock.fileno()
         wake_fd = self.mailbox.fd
-        ep.register(listen_fd, READ)
+        self._acceptor.start()
         ep.register(wake_fd, READ)
         conns = self._conns
         try:
@@ -129,11 +125,18 @@ class EventLoop:
                         self._accept()
                     else:
                         conn = conns.get(fd)
-                        if conn is not None:
-                            try:
-                                self._serve(conn, mask)
-                            except Exception as exc:
-                                self._fault(conn, exc)
+                        if conn is None:
+                            continue
+                        try:
+                            if mask & ERROR:
+                                self.close(conn)
+                                continue
+                            if mask & WRITE:
+                                self._flush(conn)
+                            if mask & ~WRITE and not conn.closed:
+                                self._read(conn)
+                        except Exception as exc:
+                            self._fault(conn, exc)
                 now = time.monotonic()
                 if now >= self._next_timer_check:
                     self._next_timer_check = now + TIMER_CHECK_SECONDS
@@ -141,15 +144,6 @@ class EventLoop:
                         return
         finally:
             self._shutdown()
-
-    def _serve(self, conn: Connection, mask: int) -> None:
-        if mask & ERROR:
-            self.close(conn)
-            return
-        if mask & WRITE:
-            self._flush(conn)
-        if mask & ~WRITE and not conn.closed:
-            self._read(conn)
 
     def _fault(self, conn: Connection, exc: Exception) -> None:
         """`conn`'s driver (or its TLS, or its parser) raised: close it, after the
@@ -197,8 +191,7 @@ class EventLoop:
                     self._fault(driver.conn, exc)
 
     def _timers(self, now: float) -> bool:
-        """Fire expired timers, run the periodic services, resume paused accepts;
-        True when the loop should end."""
+        """Fire expired timers, resume paused accepts; True when the loop should end."""
         for timer in self.wheel.expired(now):
             conn = timer.conn
             kind, timer.timer_kind = timer.timer_kind, 0
@@ -211,11 +204,7 @@ class EventLoop:
                     conn.driver.timer_fired(kind)
             except Exception as exc:
                 self._fault(conn, exc)
-        for service in self.periodic:
-            service(now)
-        if self._accept_paused_until and now >= self._accept_paused_until:
-            self._accept_paused_until = 0.0
-            self._resume_accepting()
+        self._acceptor.resume(len(self._conns), now)
         self._faults.flush(now)
         if self._finish_deadline:
             self.finishing = True
@@ -226,8 +215,7 @@ class EventLoop:
     def _control(self) -> None:
         if self._stop_accepting and not self.closing:
             self.closing = True
-            self._pause_accepting()
-            self._listener.close()
+            self._acceptor.close()
             self.waiting_for_ring.clear()
             self._each_driver(lambda driver: driver.server_closing())
             self.accepting_stopped.set()
@@ -248,49 +236,13 @@ class EventLoop:
         self.finishing = True
         for conn in list(self._conns.values()):
             self.close(conn)
-        if not self.closing:
-            self._listener.close()
+        self._acceptor.close()
         self._ep.close()
         self.mailbox.close()
         self.accepting_stopped.set()
 
-    # --- accepting -------------------------------------------------------------
-
-    def _pause_accepting(self) -> None:
-        if self._accepting:
-            self._accepting = False
-            self._ep.unregister(self._listener.fileno())
-
-    def _resume_accepting(self) -> None:
-        if (
-            not self._accepting
-            and not self.closing
-            and not self._accept_paused_until
-            and len(self._conns) < self.config.max_connections
-        ):
-            self._accepting = True
-            self._ep.register(self._listener.fileno(), READ)
-
     def _accept(self) -> None:
-        while True:
-            try:
-                sock, addr = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno == errno.ECONNABORTED:
-                    continue
-                # EMFILE/ENFILE/ENOBUFS: pause accepting briefly instead of spinning.
-                log.warning(
-                    "accept failed (%s); pausing accepts for %.1fs", exc, ACCEPT_PAUSE_SECONDS
-                )
-                self._pause_accepting()
-                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
-                return
-            sock.setblocking(False)
-            if sock.family != socket.AF_UNIX:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            address = str(addr[0]) if isinstance(addr, tuple) else ""
+        for sock, address in self._acceptor.accept(len(self._conns)):
             conn = Connection(sock, address, self.mailbox.post, self.websockets)
             self._conns[conn.fd] = conn
             conn.events = READ
@@ -301,13 +253,6 @@ class EventLoop:
                 conn.driver.start()
             except Exception as exc:
                 self._fault(conn, exc)
-            if len(self._conns) >= self.config.max_connections:
-                # Leave further clients in the kernel's backlog until some leave.
-                log.warning(
-                    "max_connections (%d) reached; not accepting", self.config.max_connections
-                )
-                self._pause_accepting()
-                return
 
     # --- reading and writing ---------------------------------------------------
 
@@ -410,9 +355,6 @@ class EventLoop:
     def arm(self, timer: Timer, seconds: float, kind: int) -> None:
         self.wheel.arm(timer, time.monotonic() + seconds, kind)
 
-    def disarm(self, timer: Timer) -> None:
-        self.wheel.disarm(timer)
-
     def switch(self, conn: Connection, driver: Driver) -> None:
         """The connection now speaks another protocol (h2c, WebSocket, after TLS)."""
         conn.driver = driver
@@ -456,5 +398,4 @@ class EventLoop:
         try:
             conn.driver.closed()
         finally:
-            if not self._accepting:
-                self._resume_accepting()
+            self._acceptor.resume(len(self._conns), time.monotonic())

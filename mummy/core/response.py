@@ -8,6 +8,7 @@ HTTP/1.1 (`serialize`) or HTTP/2 (`h2_fields`). The IO thread only copies bytes.
 """
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 
@@ -76,12 +77,10 @@ def status_line(status: int) -> bytes:
     return line
 
 
-@dataclass(slots=True)
-class _Checked:
-    fields: list[tuple[str, str, bytes]]  # (lower-cased name, value, HTTP/1.1 line)
-    content_length: str | None  # the value to send, None for none
-    has_date: bool
-    wants_close: bool  # the handler sent `Connection: close`
+# What `_checked` returns: the fields kept, as (lower-cased name, value, HTTP/1.1
+# line); the Content-Length to send (None: none); whether a Date was given; and
+# whether the handler asked to close the connection.
+_Checked = tuple[list[tuple[str, str, bytes]], str | None, bool, bool]
 
 
 def _checked(
@@ -146,7 +145,7 @@ def _checked(
                 "leave Content-Length out and mummy sets it"
             )
         content_length = str(len(body))
-    return _Checked(fields, content_length, has_date, wants_close)
+    return fields, content_length, has_date, wants_close
 
 
 def serialize(
@@ -160,14 +159,14 @@ def serialize(
 ) -> tuple[bytes, bool]:
     """An HTTP/1.1 response: (wire bytes, keep the connection open). `keep_alive` is
     what the request and the server allow; the handler may still ask to close."""
-    checked = _checked(status, headers, body, head_request)
+    fields, content_length, has_date, wants_close = _checked(status, headers, body, head_request)
     out = [status_line(status)]
-    out += [line for _, _, line in checked.fields]
-    if checked.content_length is not None:
-        out.append(f"Content-Length: {checked.content_length}\r\n".encode("ascii"))
-    if not checked.has_date:
+    out += [line for _, _, line in fields]
+    if content_length is not None:
+        out.append(b"Content-Length: %s\r\n" % content_length.encode("ascii"))
+    if not has_date:
         out.append(b"Date: " + http_date().encode("ascii") + b"\r\n")
-    keep_alive = keep_alive and not checked.wants_close
+    keep_alive = keep_alive and not wants_close
     if not keep_alive:
         out.append(b"Connection: close\r\n")
     elif http10:
@@ -183,11 +182,11 @@ def h2_fields(
 ) -> tuple[list[tuple[str, str]], bytes]:
     """The same response for HTTP/2: lower-case names, no connection-specific
     fields (RFC 9113 §8.2.2). Returns (fields, body to send)."""
-    checked = _checked(status, headers, body, head_request)
-    fields = [(key, value) for key, value, _ in checked.fields if key not in CONNECTION_FIELDS]
-    if checked.content_length is not None:
-        fields.append(("content-length", checked.content_length))
-    if not checked.has_date:
+    kept, content_length, has_date, _ = _checked(status, headers, body, head_request)
+    fields = [(key, value) for key, value, _ in kept if key not in CONNECTION_FIELDS]
+    if content_length is not None:
+        fields.append(("content-length", content_length))
+    if not has_date:
         fields.append(("date", http_date()))
     return fields, b"" if head_request else body
 
@@ -268,20 +267,13 @@ def _content_coded(
     return compress(data, coding, gzip_level=settings.gzip_level, zstd_level=settings.zstd_level)
 
 
-@dataclass(slots=True, frozen=True)
-class RequestFacts:
-    """What the encoding of a response depends on in its request."""
-
-    conn: Connection
-    stream_id: int  # 0: HTTP/1.x
-    method: str
-    http10: bool
-    keep_alive: bool  # the request allows keeping the connection (RFC 9112 §9.3)
-    accept_encoding: str | None
-
-
 def encode_response(
-    facts: RequestFacts,
+    conn: Connection,
+    stream_id: int,
+    request_method: str,
+    request_version: str,
+    request_keep_alive: bool,
+    request_headers: Mapping[str, str],
     status: int,
     pairs: list[tuple[str, str]],
     data: bytes,
@@ -290,28 +282,30 @@ def encode_response(
     settings: ResponseSettings,
     server_closing: bool,
 ) -> tuple[Http1Response | H2Response, int, int]:
-    """The message to post for a handler's response, with the status and body size
-    sent (406 replaces a response the client cannot accept). Raises MummyError as
-    `serialize` does. Whether an HTTP/1.1 connection stays open is decided here,
-    once: the request allows it, the server is not closing, the handler did not
-    ask to close."""
+    """The message to post for a handler's response to a request (its stream id,
+    0 for HTTP/1.x; its method, version, keep-alive allowance (RFC 9112 §9.3) and
+    fields), with the status and body size sent (406 replaces a response the
+    client cannot accept). Raises MummyError as `serialize` does. Whether an
+    HTTP/1.1 connection stays open is decided here, once: the request allows it,
+    the server is not closing, the handler did not ask to close."""
     if compress_body and settings.compress and len(data) > settings.compress_min_size:
         try:
-            data = _content_coded(status, pairs, data, facts.accept_encoding, settings)
+            accept = request_headers.get("accept-encoding")
+            data = _content_coded(status, pairs, data, accept, settings)
         except NotAcceptable:
             # RFC 9110 §15.5.7: the client refuses identity and all we offer.
             status, pairs = 406, [("Content-Type", "text/plain; charset=utf-8")]
             data = b"406 Not Acceptable: no acceptable content coding\n"
-    head_request = facts.method == "HEAD"
-    if facts.stream_id:
+    head_request = request_method == "HEAD"
+    if stream_id:
         fields, body = h2_fields(status, pairs, data, head_request=head_request)
-        return H2Response(facts.conn, facts.stream_id, status, fields, body), status, len(data)
+        return H2Response(conn, stream_id, status, fields, body), status, len(data)
     wire, keep_alive = serialize(
         status,
         pairs,
         data,
         head_request=head_request,
-        http10=facts.http10,
-        keep_alive=facts.keep_alive and not server_closing,
+        http10=request_version == "HTTP/1.0",
+        keep_alive=request_keep_alive and not server_closing,
     )
-    return Http1Response(facts.conn, wire, keep_alive), status, len(data)
+    return Http1Response(conn, wire, keep_alive), status, len(data)
