@@ -113,27 +113,26 @@ class Http1Driver(Driver):
 
     # --- internals ---------------------------------------------------------------
 
-    def _responded(self, msg: Http1Response) -> None:
-        conn = self.conn
-        if conn.closed:
-            return
+    def _sent_back(self, wire: bytes) -> bool:
+        """The worker's answer is in: write it; False if the connection is gone."""
+        if self.conn.closed:
+            return False
         self.busy = False
-        self.loop.send(conn, msg.wire)
-        if conn.closed:
+        self.loop.send(self.conn, wire)
+        return not self.conn.closed
+
+    def _responded(self, msg: Http1Response) -> None:
+        if not self._sent_back(msg.wire):
             return
-        if not msg.keep_alive or conn.eof:
-            self.loop.close_after_output(conn, graceful=True)
+        if not msg.keep_alive or self.conn.eof:
+            self.loop.close_after_output(self.conn, graceful=True)
         else:
             self._advance()
 
     def _upgraded(self, msg: Upgrade) -> None:
+        if not self._sent_back(msg.wire):
+            return
         conn = self.conn
-        if conn.closed:
-            return
-        self.busy = False
-        self.loop.send(conn, msg.wire)
-        if conn.closed:
-            return
         self.loop.wheel.disarm(conn.timer)
         # Bytes after the upgrade request are the first frames: fed after OPEN.
         self.loop.switch(conn, WebSocketDriver(self.loop, conn, msg.engine, self.inbuf))

@@ -175,20 +175,18 @@ class EventLoop:
                 self._fault(conn, exc)
         after = self.after_drain
         while after:
-            driver = after.pop()
-            if not driver.conn.closed:
-                try:
-                    driver.after_messages()
-                except Exception as exc:
-                    self._fault(driver.conn, exc)
+            self._call(after.pop(), lambda driver: driver.after_messages())
         waiting = self.waiting_for_ring
         while waiting and not self.ring.full:
-            driver = waiting.popleft()
-            if not driver.conn.closed:
-                try:
-                    driver.ring_has_room()
-                except Exception as exc:
-                    self._fault(driver.conn, exc)
+            self._call(waiting.popleft(), lambda driver: driver.ring_has_room())
+
+    def _call(self, driver: Driver, hook: Callable[[Driver], None]) -> None:
+        """`hook` of a driver whose connection is still open, isolated (`_fault`)."""
+        if not driver.conn.closed:
+            try:
+                hook(driver)
+            except Exception as exc:
+                self._fault(driver.conn, exc)
 
     def _timers(self, now: float) -> bool:
         """Fire expired timers, resume paused accepts; True when the loop should end."""
@@ -227,10 +225,7 @@ class EventLoop:
 
     def _each_driver(self, hook: Callable[[Driver], None]) -> None:
         for conn in list(self._conns.values()):
-            try:
-                hook(conn.driver)
-            except Exception as exc:
-                self._fault(conn, exc)
+            self._call(conn.driver, hook)
 
     def _shutdown(self) -> None:
         self.finishing = True

@@ -3,7 +3,8 @@
 Concurrency contract
 --------------------
 `TaskRing` (IO thread -> workers). One producer: the IO thread calls `put` and
-`done`; many consumers: workers call `get`. The ring is bounded by *in-flight*
+`done`; many consumers: workers call `get`. At shutdown the closing thread also
+calls `take_queued` and `requeue`, which leave `in_flight` alone. The ring is bounded by *in-flight*
 tasks (queued or running): `put` refuses once `capacity` tasks are in flight,
 and the IO thread then stops reading requests (backpressure) until `done` is
 called for a finished task. `in_flight` is touched only by the IO thread, so it
@@ -49,7 +50,9 @@ class TaskRing[T]:
 
     def put(self, item: T, *, force: bool = False) -> bool:
         """IO thread only. False (item not queued) when the ring is full, unless
-        `force` (WebSocket events: at most one per connection is in flight)."""
+        `force`: WebSocket events and TLS handshake steps (at most one per
+        connection in flight) and HTTP/2 streams (bounded per connection by
+        SETTINGS_MAX_CONCURRENT_STREAMS, not by `capacity`)."""
         if self.in_flight >= self.capacity and not force:
             return False
         self.in_flight += 1
