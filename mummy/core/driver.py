@@ -13,7 +13,7 @@ raise: the loop then closes that connection only, after `last_word`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 # Stop reading from a connection while this much of its output is unsent.
 MAX_PENDING_OUTPUT = 256 * 1024
@@ -28,6 +28,9 @@ class Driver:
     """Defaults for every hook; a protocol overrides what it needs."""
 
     __slots__ = ("conn", "loop")
+
+    # After `last_word`: shut the write side and linger (RFC 9112 §9.6), or close.
+    linger_on_close: ClassVar[bool] = True
 
     def __init__(self, loop: EventLoop, conn: Connection) -> None:
         self.loop = loop

@@ -18,7 +18,7 @@ from mummy.core.driver import MAX_PENDING_OUTPUT, Driver
 from mummy.core.fields import H2_PREFACE, comma_tokens
 from mummy.core.h2_driver import H2Driver
 from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
-from mummy.core.messages import Http1Response, HttpTask, Message, Upgrade
+from mummy.core.messages import Http1Response, HttpTask, Message, Upgrade, WebSocketFrame
 from mummy.core.response import error_response
 from mummy.core.ws_driver import WebSocketDriver
 
@@ -44,10 +44,11 @@ class Http1Driver(Driver):
         self.waiting = False  # a complete request waits for room in the ring
 
     def start(self) -> None:
-        """Accepted, or after TLS: parse what is buffered."""
+        """Accepted (wait for a head), or after TLS (parse what came with it)."""
         if not self.conn.timer.timer_kind:
             self.loop.arm(self.conn.timer, self.loop.config.header_timeout, HEAD)
-        self._advance()
+        if self.inbuf:
+            self._advance()
 
     def ring_has_room(self) -> None:
         self.waiting = False
@@ -92,6 +93,10 @@ class Http1Driver(Driver):
             self._responded(msg)
         elif isinstance(msg, Upgrade):
             self._upgraded(msg)
+        elif isinstance(msg, WebSocketFrame):
+            # Sent right after an upgrade whose connection closed first: the frame
+            # is dropped, but its sender counts it until it is taken.
+            msg.engine.taken(len(msg.frame))
 
     def server_closing(self) -> None:
         if self.waiting:
@@ -136,6 +141,9 @@ class Http1Driver(Driver):
         self.loop.wheel.disarm(conn.timer)
         # Bytes after the upgrade request are the first frames: fed after OPEN.
         self.loop.switch(conn, WebSocketDriver(self.loop, conn, msg.engine, self.inbuf))
+        if conn.eof:
+            # The peer half-closed while the upgrade was with a worker.
+            self.loop.close_after_output(conn, graceful=False)
 
     def _advance(self) -> None:
         """Parse and dispatch the next request, if complete."""

@@ -155,7 +155,7 @@ class EventLoop:
             word = conn.driver.last_word()
             if word:
                 self.send(conn, word)
-                self.close_after_output(conn, graceful=True)
+                self.close_after_output(conn, graceful=conn.driver.linger_on_close)
                 return
         except Exception:
             pass
@@ -228,7 +228,6 @@ class EventLoop:
             self._call(conn.driver, hook)
 
     def _shutdown(self) -> None:
-        self.finishing = True
         for conn in list(self._conns.values()):
             self.close(conn)
         self._acceptor.close()
@@ -285,6 +284,8 @@ class EventLoop:
     def send(self, conn: Connection, data: bytes) -> None:
         """Queue `data` (plaintext: encrypted here once TLS is up) and write what
         the socket takes now."""
+        if conn.closed:
+            return
         tls = conn.tls
         if tls is not None:
             data = tls.encrypt(data)
@@ -392,5 +393,6 @@ class EventLoop:
         conn.sock.close()
         try:
             conn.driver.closed()
-        finally:
-            self._acceptor.resume(len(self._conns), time.monotonic())
+        except Exception as exc:
+            self._faults.report(conn.remote_address, exc)  # closed already: nothing to undo
+        self._acceptor.resume(len(self._conns), time.monotonic())

@@ -129,14 +129,16 @@ def _checked(
             # Validated and encoded once: most responses repeat the same few fields.
             cache[name, value] = (key, line)
         fields.append((key, value, line))
-    if status in NO_BODY_STATUSES:
+    if status in NO_BODY_STATUSES or (content_length is not None and head_request and not body):
+        # RFC 9110 §8.6 and §9.3.2: a 304 or a HEAD response may carry the length the
+        # GET's 200 would have; a 204 none, and neither a body.
         if body:
             raise MummyError(f"a {status} response cannot have a body")
         if status == 204 and content_length is not None:
             raise MummyError("a 204 response cannot have a Content-Length")
-    elif content_length is not None and head_request and not body:
-        # RFC 9110 §9.3.2: a HEAD response may carry the length the GET would have.
-        if not (content_length.isdigit() and content_length.isascii()):
+        if content_length is not None and not (
+            content_length.isdigit() and content_length.isascii()
+        ):
             raise MummyError(f"invalid Content-Length {content_length!r}")
     else:
         if content_length is not None and content_length != str(len(body)):

@@ -141,6 +141,10 @@ class WorkerRuntime[Req: HandledRequest]:
             log.debug("TLS handshake with %s failed: %s", conn.remote_address, exc)
             conn.post(TlsStep(conn, b"", None))
             return
+        except Exception:
+            log.exception("TLS handshake with %s failed", conn.remote_address)
+            conn.post(TlsStep(conn, b"", None))  # the step still ends
+            return
         conn.post(TlsStep(conn, out, finished))
 
     # --- WebSocket -----------------------------------------------------------------

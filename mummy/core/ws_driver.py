@@ -38,6 +38,8 @@ PING_FRAME = b"\x89\x00"
 class WebSocketDriver(Driver):
     __slots__ = ("busy", "engine", "gone_pending", "inbuf", "ping_timer")
 
+    linger_on_close = False
+
     def __init__(
         self, loop: EventLoop, conn: Connection, engine: WebSocketEngine, inbuf: bytearray
     ) -> None:
@@ -86,8 +88,9 @@ class WebSocketDriver(Driver):
         conn, loop = self.conn, self.loop
         if isinstance(msg, WebSocketFrame):
             msg.engine.taken(len(msg.frame))
-            loop.send(conn, msg.frame)
-            self.engine.socket_backlog = conn.out_len
+            if not conn.close_when_flushed:  # nothing after a Close we wrote ourselves
+                loop.send(conn, msg.frame)
+                self.engine.socket_backlog = conn.out_len
         elif isinstance(msg, WebSocketDone):
             self.busy = False
             if conn.closed:

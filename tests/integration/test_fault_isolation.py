@@ -201,3 +201,62 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_when_the_loop_fails_websocket_handlers_still_get_close(monkeypatch) -> None:
+    from mummy.core.listener import Acceptor
+
+    events: list[mummy.Event] = []
+    closed = threading.Event()
+
+    def on_ws(ws, event, message) -> None:
+        events.append(event)
+        if event is mummy.Event.CLOSE:
+            closed.set()
+
+    accepts = []
+    original = Acceptor.accept
+
+    def accept(self, connections):
+        accepts.append(1)
+        if len(accepts) == 2:
+            raise RuntimeError("the listener broke")
+        return original(self, connections)
+
+    monkeypatch.setattr(Acceptor, "accept", accept)
+    server = mummy.Server(lambda r: r.upgrade_to_websocket(), on_ws, workers=2)
+    server.start(0, "127.0.0.1")
+    try:
+        from websockets.sync.client import connect as ws_connect
+
+        with ws_connect(f"ws://127.0.0.1:{server.port}/"):
+            deadline = time.monotonic() + 10
+            while events != [mummy.Event.OPEN] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert events == [mummy.Event.OPEN]
+            socket.create_connection(("127.0.0.1", server.port)).close()  # the failing accept
+            assert closed.wait(10), events
+        # Dropped without a Close handshake: ERROR, then CLOSE (1006), once.
+        assert events == [mummy.Event.OPEN, mummy.Event.ERROR, mummy.Event.CLOSE]
+    finally:
+        server.close(timeout=2)
+
+
+def test_a_silent_client_is_timed_out_while_the_ring_is_full(serve) -> None:
+    release = threading.Event()
+
+    def handler(request: mummy.Request) -> None:
+        release.wait(10)
+        request.respond(200, None, "ok")
+
+    server = serve(handler, workers=1, max_pending_requests=1, header_timeout=0.5)
+    try:
+        busy = connect(server.port)
+        busy.sendall(GET % b"busy")  # fills the ring
+        time.sleep(0.2)
+        with connect(server.port) as silent:
+            assert read_until_close(silent, timeout=10) == b""  # closed, quietly
+    finally:
+        release.set()
+    assert read_response(busy)[0] == 200
+    busy.close()
