@@ -18,7 +18,7 @@ from mummy.websocket import WebSocket
 
 if TYPE_CHECKING:
     from mummy.core.connection import Connection
-    from mummy.core.http1 import RequestHead
+    from mummy.core.http1 import ParsedRequest
 
 Body = bytes | bytearray | memoryview | str
 
@@ -91,15 +91,15 @@ class Request:
 
     def __init__(
         self,
-        head: RequestHead,
-        body: bytes,
+        conn: Connection,
+        parsed: ParsedRequest,
         path: str,
         query: list[tuple[str, str]],
-        remote_address: str,
-        conn: Connection,
+        body: bytes,
+        *,
         ctx: ResponseContext,
-        stream_id: int = 0,
     ) -> None:
+        head = parsed.head
         self.http_version = head.version
         self.method = head.method
         self.uri = head.target
@@ -108,12 +108,12 @@ class Request:
         self.path_params = {}
         self.headers = Headers.from_pairs(head.headers)
         self.body = body
-        self.remote_address = remote_address
+        self.remote_address = conn.remote_address
         self._keep_alive = head.keep_alive
         self._conn = conn
         self._ctx = ctx
         self._started = time.monotonic()
-        self._stream_id = stream_id
+        self._stream_id = parsed.stream_id
         # A non-blocking acquire is an atomic test-and-set on both builds.
         self._respond_lock = threading.Lock()
 

@@ -7,6 +7,7 @@ runtime).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -20,8 +21,6 @@ from types import FrameType
 from typing import Any
 
 from mummy.core.config import DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, ServerConfig, default_workers
-from mummy.core.connection import Connection
-from mummy.core.http1 import ParsedRequest
 from mummy.core.listener import make_listener
 from mummy.core.loop import EventLoop
 from mummy.core.messages import (
@@ -190,17 +189,7 @@ class Server:
             websocket_compression=config.websocket_compression,
         )
 
-        def make_request(
-            conn: Connection,
-            parsed: ParsedRequest,
-            path: str,
-            query: list[tuple[str, str]],
-            body: bytes,
-        ) -> Request:
-            return Request(
-                parsed.head, body, path, query, conn.remote_address, conn, ctx, parsed.stream_id
-            )
-
+        make_request = functools.partial(Request, ctx=ctx)
         runtime = WorkerRuntime(config, self.handler, make_request, self._dispatch_websocket)
         self._pool = WorkerPool(config.workers, ring, runtime.run)
         self._pool.start()

@@ -30,7 +30,7 @@ from mummy.core.connection import CLOSE_GRACEFUL, CLOSE_HARD, LINGER, Connection
 from mummy.core.driver import Driver
 from mummy.core.faults import FaultLog
 from mummy.core.listener import Acceptor
-from mummy.core.messages import Message, Task, Wake
+from mummy.core.messages import WAKE, Message, Task
 from mummy.core.poller import ERROR, READ, WRITE, make_poller
 from mummy.core.ring import Mailbox, TaskRing
 from mummy.core.timers import TimerWheel
@@ -89,19 +89,19 @@ class EventLoop:
     def stop_accepting(self, timeout: float) -> None:
         """Stop accepting and starting work; wait until the IO thread has done so."""
         self._stop_accepting = True
-        self.mailbox.post(Wake())
+        self.mailbox.post(WAKE)
         self.accepting_stopped.wait(timeout)
 
     def refusals_done(self) -> None:
         """Every task taken back from the ring has been answered (posted before this,
         and the mailbox keeps one thread's posts in order)."""
         self._refusals_done = True
-        self.mailbox.post(Wake())
+        self.mailbox.post(WAKE)
 
     def finish(self, deadline: float) -> None:
         """Flush pending output until `deadline` (monotonic), then close everything."""
         self._finish_deadline = deadline
-        self.mailbox.post(Wake())
+        self.mailbox.post(WAKE)
 
     @property
     def connection_count(self) -> int:
@@ -163,7 +163,7 @@ class EventLoop:
 
     def _take_messages(self) -> None:
         for msg in self.mailbox.drain():
-            if isinstance(msg, Wake):
+            if msg is WAKE:
                 self._control()
                 continue
             if msg.ends_task:

@@ -13,7 +13,7 @@ the IO thread has taken that message (`TaskRing.done`).
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
 if TYPE_CHECKING:
     from mummy.core.connection import Connection
@@ -195,13 +195,14 @@ class WebSocketAbort:
         self.conn = conn
 
 
-class Wake:
-    """No payload: look at the loop's control flags (set by the closing thread)."""
+class Wake(enum.Enum):
+    """No payload: look at the loop's control flags (set by the closing thread).
+    An enum of one, so that `msg is WAKE` is the whole test (and mypy narrows on it)."""
 
-    __slots__ = ()
+    WAKE = "wake"
 
 
-WAKE: Final = Wake()
+WAKE: Final = Wake.WAKE
 
 Message = (
     Http1Response
@@ -214,5 +215,5 @@ Message = (
     | WebSocketClosing
     | WebSocketDrop
     | WebSocketAbort
-    | Wake
+    | Literal[Wake.WAKE]
 )

@@ -69,17 +69,13 @@ class WorkerRuntime[Req: HandledRequest]:
         self._dispatch_websocket = dispatch_websocket
 
     def run(self, task: Task) -> None:
-        """A worker runs this for each task."""
-        if isinstance(task, HttpTask):
-            self._run_http(task)
-        elif isinstance(task, WebSocketTask):
-            self._run_websocket(task)
-        else:
-            self._run_tls_step(task)
-
-    # --- HTTP ----------------------------------------------------------------------
-
-    def _run_http(self, task: HttpTask) -> None:
+        """A worker runs this for each task (an HTTP request inline: the hot path)."""
+        if not isinstance(task, HttpTask):
+            if isinstance(task, WebSocketTask):
+                self._run_websocket(task)
+            else:
+                self._run_tls_step(task)
+            return
         conn, parsed = task.conn, task.request
         request = None
         try:
