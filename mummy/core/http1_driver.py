@@ -90,7 +90,18 @@ class Http1Driver(Driver):
 
     def message(self, msg: Message) -> None:
         if isinstance(msg, Http1Response):
-            self._responded(msg)
+            # A response: write it, then close or parse the next pipelined request.
+            conn = self.conn
+            if conn.closed:
+                return
+            self.busy = False
+            self.loop.send(conn, msg.wire)
+            if conn.closed:
+                return
+            if not msg.keep_alive or conn.eof:
+                self.loop.close_after_output(conn, graceful=True)
+            else:
+                self._advance()
         elif isinstance(msg, Upgrade):
             self._upgraded(msg)
         elif isinstance(msg, WebSocketFrame):
@@ -118,26 +129,14 @@ class Http1Driver(Driver):
 
     # --- internals ---------------------------------------------------------------
 
-    def _sent_back(self, wire: bytes) -> bool:
-        """The worker's answer is in: write it; False if the connection is gone."""
-        if self.conn.closed:
-            return False
-        self.busy = False
-        self.loop.send(self.conn, wire)
-        return not self.conn.closed
-
-    def _responded(self, msg: Http1Response) -> None:
-        if not self._sent_back(msg.wire):
-            return
-        if not msg.keep_alive or self.conn.eof:
-            self.loop.close_after_output(self.conn, graceful=True)
-        else:
-            self._advance()
-
     def _upgraded(self, msg: Upgrade) -> None:
-        if not self._sent_back(msg.wire):
-            return
         conn = self.conn
+        self.busy = False
+        if conn.closed:
+            return
+        self.loop.send(conn, msg.wire)
+        if conn.closed:
+            return
         self.loop.wheel.disarm(conn.timer)
         # Bytes after the upgrade request are the first frames: fed after OPEN.
         self.loop.switch(conn, WebSocketDriver(self.loop, conn, msg.engine, self.inbuf))
@@ -182,7 +181,7 @@ class Http1Driver(Driver):
                 self.parser.continue_due = False
                 loop.send(conn, CONTINUE_100)
             self._arm_read_timer()
-            loop.update_events(conn)
+            loop.set_events(conn, conn.out_len <= MAX_PENDING_OUTPUT)  # wants_input()
             return
         if loop.config.http2 and _asks_for_h2c(request):
             self._switch_to_h2(request)
@@ -191,20 +190,20 @@ class Http1Driver(Driver):
         loop.wheel.disarm(conn.timer)
         request.received_at = time.monotonic()
         loop.ring.put(HttpTask(conn, request))
-        loop.update_events(conn)
+        loop.set_events(conn, len(self.inbuf) <= loop.config.max_buffered)  # wants_input()
 
     def _arm_read_timer(self) -> None:
         """Arm the timer for what the connection is waiting to receive."""
-        conn, config = self.conn, self.loop.config
-        kind = conn.timer.timer_kind
+        timer, config, wheel = self.conn.timer, self.loop.config, self.loop.wheel
+        kind = timer.timer_kind
         if not self.parser.idle:
             # Between body bytes; every arrival pushes the deadline back.
-            self.loop.arm(conn.timer, config.body_timeout, BODY)
+            wheel.arm(timer, time.monotonic() + config.body_timeout, BODY)
         elif self.inbuf:
             if kind != HEAD:  # the head's deadline is not pushed back
-                self.loop.arm(conn.timer, config.header_timeout, HEAD)
+                wheel.arm(timer, time.monotonic() + config.header_timeout, HEAD)
         elif kind not in (HEAD, IDLE):
-            self.loop.arm(conn.timer, config.keep_alive_timeout, IDLE)
+            wheel.arm(timer, time.monotonic() + config.keep_alive_timeout, IDLE)
 
     def _switch_to_h2(self, upgrade: ParsedRequest | None) -> None:
         driver = H2Driver(self.loop, self.conn, self.inbuf)

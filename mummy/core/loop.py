@@ -335,12 +335,15 @@ class EventLoop:
         self.update_events(conn)
 
     def update_events(self, conn: Connection) -> None:
+        """Register the events `conn` waits for; its driver says whether to read."""
+        self.set_events(conn, conn.driver.wants_input())
+
+    def set_events(self, conn: Connection, wants_input: bool) -> None:
+        """`update_events` for a driver that knows its `wants_input()` already."""
         if conn.closed:
             return
         mask = WRITE if conn.out else 0
-        if conn.lingering or (
-            not conn.eof and not conn.close_when_flushed and conn.driver.wants_input()
-        ):
+        if conn.lingering or (wants_input and not conn.eof and not conn.close_when_flushed):
             mask |= READ
         if mask != conn.events:
             conn.events = mask
