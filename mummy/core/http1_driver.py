@@ -154,6 +154,14 @@ class Http1Driver(Driver):
             if not conn.out:
                 loop.close(conn)
             return
+        inbuf = self.inbuf
+        if not inbuf and self.parser.idle:
+            # Nothing buffered (the common keep-alive case): wait for the next request.
+            timer = conn.timer
+            if timer.timer_kind not in (HEAD, IDLE):
+                loop.wheel.arm(timer, time.monotonic() + loop.config.keep_alive_timeout, IDLE)
+            loop.set_events(conn, conn.out_len <= MAX_PENDING_OUTPUT)  # wants_input()
+            return
         if loop.ring.full:
             if not self.waiting:
                 self.waiting = True
@@ -161,7 +169,6 @@ class Http1Driver(Driver):
                 loop.wheel.disarm(conn.timer)  # waiting for us, not for the client
             loop.update_events(conn)
             return
-        inbuf = self.inbuf
         if loop.config.http2 and self.parser.idle and inbuf[:1] == b"P":
             # RFC 9113 §3.3: HTTP/2 with prior knowledge starts with the preface.
             if inbuf.startswith(H2_PREFACE):
