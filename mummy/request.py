@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mummy.core.config import ServerConfig
 from mummy.core.messages import Upgrade
-from mummy.core.response import ResponseSettings, encode_response
+from mummy.core.response import encode_response
 from mummy.core.wsengine import WebSocketEngine, open_websocket
 from mummy.errors import MummyError
 from mummy.headers import Headers, HeadersInput, QueryParams
@@ -29,12 +30,8 @@ access_log = logging.getLogger("mummy.access")
 class ResponseContext:
     """What `respond()` needs from its server: one per server, shared, read-only."""
 
-    closing: Callable[[], bool]
-    settings: ResponseSettings
-    access_log: bool
-    websocket_send_buffer_len: int
-    max_message_len: int
-    websocket_compression: bool | str
+    closing: Callable[[], bool]  # close() began: answer with Connection: close
+    config: ServerConfig
 
 
 def _header_pairs(headers: HeadersInput) -> list[tuple[str, str]]:
@@ -155,14 +152,14 @@ class Request:
             _header_pairs(headers),
             data,
             compress_body=compress,
-            settings=ctx.settings,
+            config=ctx.config,
             server_closing=ctx.closing(),
         )
         if not self._respond_lock.acquire(blocking=False):
             raise MummyError(
                 f"{self.method} {self.uri} has already been responded to; respond exactly once"
             )
-        if ctx.access_log:
+        if ctx.config.access_log:
             self._log_access(status, size)
         self._conn.post(item)
 
@@ -178,7 +175,9 @@ class Request:
             self.respond(501, None, "WebSockets over HTTP/2 are not supported; use HTTP/1.1\n")
             raise MummyError("WebSockets over HTTP/2 are not supported; use HTTP/1.1")
         try:
-            wire, proto = open_websocket(self, ctx.websocket_compression, ctx.max_message_len)
+            wire, proto = open_websocket(
+                self, ctx.config.websocket_compression, ctx.config.max_message_len
+            )
         except MummyError as exc:
             status = 426 if "version" in str(exc).lower() else 400
             headers = {"Sec-WebSocket-Version": "13"} if status == 426 else None
@@ -187,9 +186,9 @@ class Request:
         if not self._respond_lock.acquire(blocking=False):
             raise MummyError(f"{self.method} {self.uri} has already been responded to")
         conn = self._conn
-        engine = WebSocketEngine(proto, conn, conn.post, ctx.websocket_send_buffer_len)
+        engine = WebSocketEngine(proto, conn, conn.post, ctx.config.websocket_send_buffer_len)
         ws = WebSocket(self, engine)
-        if ctx.access_log:
+        if ctx.config.access_log:
             self._log_access(101, 0)
         conn.post(Upgrade(conn, wire, engine))
         return ws

@@ -33,7 +33,7 @@ from mummy.core.messages import (
     WebSocketTask,
 )
 from mummy.core.protocols import connection_driver
-from mummy.core.response import ResponseSettings, error_response
+from mummy.core.response import error_response
 from mummy.core.ring import TaskRing
 from mummy.core.runtime import WorkerRuntime
 from mummy.core.tls import server_context
@@ -175,20 +175,7 @@ class Server:
             log.addHandler(self._log_handler)
         ring: TaskRing[Task] = TaskRing(config.max_pending_requests)
         self._loop = loop = EventLoop(listener, ring, config, connection_driver, ssl_context)
-        ctx = ResponseContext(
-            closing=lambda: loop.closing,
-            settings=ResponseSettings(
-                compress=config.compress,
-                compress_min_size=config.compress_min_size,
-                gzip_level=config.gzip_level,
-                zstd_level=config.zstd_level,
-            ),
-            access_log=config.access_log,
-            websocket_send_buffer_len=config.websocket_send_buffer_len,
-            max_message_len=config.max_message_len,
-            websocket_compression=config.websocket_compression,
-        )
-
+        ctx = ResponseContext(closing=lambda: loop.closing, config=config)
         make_request = functools.partial(Request, ctx=ctx)
         runtime = WorkerRuntime(config, self.handler, make_request, self._dispatch_websocket)
         self._pool = WorkerPool(config.workers, ring, runtime.run)

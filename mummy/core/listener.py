@@ -142,6 +142,10 @@ class Acceptor:
         log.warning("max_connections (%d) reached; not accepting", self._max)
         self.pause()
 
+    @property
+    def accepting(self) -> bool:
+        return self._registered
+
     def pause(self) -> None:
         if self._registered:
             self._registered = False

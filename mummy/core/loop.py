@@ -71,7 +71,6 @@ class EventLoop:
         # Drivers to call once this drain of the mailbox is done (HTTP/2 writes).
         self.after_drain: set[Driver] = set()
         self.closing = False  # close() began: no new work
-        self.finishing = False  # the workers are gone: flush and close
         self._new_driver = new_driver
         self._faults = FaultLog(log)
         self._next_timer_check = 0.0
@@ -102,6 +101,11 @@ class EventLoop:
         """Flush pending output until `deadline` (monotonic), then close everything."""
         self._finish_deadline = deadline
         self.mailbox.post(WAKE)
+
+    @property
+    def finishing(self) -> bool:
+        """The workers are gone (`finish` was called): flush and close."""
+        return bool(self._finish_deadline)
 
     @property
     def connection_count(self) -> int:
@@ -205,7 +209,6 @@ class EventLoop:
         self._acceptor.resume(len(self._conns), now)
         self._faults.flush(now)
         if self._finish_deadline:
-            self.finishing = True
             flushed = not any(c.out for c in self._conns.values())
             return flushed or now >= self._finish_deadline
         return False
@@ -220,8 +223,6 @@ class EventLoop:
         if self._refusals_done:
             self._refusals_done = False
             self._each_driver(lambda driver: driver.server_refusals_done())
-        if self._finish_deadline:
-            self.finishing = True
 
     def _each_driver(self, hook: Callable[[Driver], None]) -> None:
         for conn in list(self._conns.values()):
@@ -398,4 +399,5 @@ class EventLoop:
             conn.driver.closed()
         except Exception as exc:
             self._faults.report(conn.remote_address, exc)  # closed already: nothing to undo
-        self._acceptor.resume(len(self._conns), time.monotonic())
+        if not self._acceptor.accepting:  # paused at max_connections: there is room now
+            self._acceptor.resume(len(self._conns), time.monotonic())

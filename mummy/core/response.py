@@ -9,10 +9,10 @@ HTTP/1.1 (`serialize`) or HTTP/2 (`h2_fields`). The IO thread only copies bytes.
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from email.utils import formatdate
 
 from mummy.core.compression import NotAcceptable, compress, compressible, negotiate
+from mummy.core.config import ServerConfig
 from mummy.core.connection import Connection
 from mummy.core.fields import (
     BAD_VALUE_RE,
@@ -33,16 +33,6 @@ _FIELDS: dict[tuple[str, str], tuple[str, bytes]] = {}
 _FIELD_CACHE_SIZE = 4096
 
 _date_cache: tuple[int, str] = (0, "")
-
-
-@dataclass(slots=True, frozen=True)
-class ResponseSettings:
-    """The server's compression options (one per server, read-only)."""
-
-    compress: bool
-    compress_min_size: int
-    gzip_level: int
-    zstd_level: int
 
 
 def http_date() -> str:
@@ -238,7 +228,7 @@ def _content_coded(
     pairs: list[tuple[str, str]],
     data: bytes,
     accept_encoding: str | None,
-    settings: ResponseSettings,
+    config: ServerConfig,
 ) -> bytes:
     """Compress `data` in place of the identity body when the response and the
     client allow it; edits `pairs` (Content-Encoding, Vary, Content-Length).
@@ -266,7 +256,7 @@ def _content_coded(
         return data
     pairs[:] = [(n, v) for n, v in pairs if n.lower() != "content-length"]
     pairs.append(("Content-Encoding", coding))
-    return compress(data, coding, gzip_level=settings.gzip_level, zstd_level=settings.zstd_level)
+    return compress(data, coding, gzip_level=config.gzip_level, zstd_level=config.zstd_level)
 
 
 def encode_response(
@@ -281,7 +271,7 @@ def encode_response(
     data: bytes,
     *,
     compress_body: bool,
-    settings: ResponseSettings,
+    config: ServerConfig,
     server_closing: bool,
 ) -> tuple[Http1Response | H2Response, int, int]:
     """The message to post for a handler's response to a request (its stream id,
@@ -290,10 +280,10 @@ def encode_response(
     client cannot accept). Raises MummyError as `serialize` does. Whether an
     HTTP/1.1 connection stays open is decided here, once: the request allows it,
     the server is not closing, the handler did not ask to close."""
-    if compress_body and settings.compress and len(data) > settings.compress_min_size:
+    if compress_body and config.compress and len(data) > config.compress_min_size:
         try:
             accept = request_headers.get("accept-encoding")
-            data = _content_coded(status, pairs, data, accept, settings)
+            data = _content_coded(status, pairs, data, accept, config)
         except NotAcceptable:
             # RFC 9110 §15.5.7: the client refuses identity and all we offer.
             status, pairs = 406, [("Content-Type", "text/plain; charset=utf-8")]

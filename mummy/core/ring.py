@@ -4,14 +4,15 @@ Concurrency contract
 --------------------
 `TaskRing` (IO thread -> workers). One producer: the IO thread calls `put` and
 `done`; many consumers: workers call `get`. At shutdown the closing thread also
-calls `take_queued` and `requeue`, which leave `in_flight` alone. The ring is bounded by *in-flight*
-tasks (queued or running): `put` refuses once `capacity` tasks are in flight,
-and the IO thread then stops reading requests (backpressure) until `done` is
-called for a finished task. `in_flight` is touched only by the IO thread, so it
-needs no atomics. The queue itself is `queue.SimpleQueue`: `put`/`get` are
-single C calls guarded by the queue's own mutex, atomic on the free-threaded
-build; a worker with nothing to do sleeps inside `get` on a C-level lock and is
-woken by the next `put`, one worker per item.
+calls `take_queued` and `requeue`, which leave `in_flight` alone. The ring is
+bounded by *in-flight* tasks (queued or running): `put` refuses once `capacity`
+tasks are in flight, and the IO thread then stops reading requests
+(backpressure) until `done` is called for a finished task. `in_flight` is
+touched only by the IO thread, so it needs no atomics. The queue itself is
+`queue.SimpleQueue`: `put`/`get` are single C calls guarded by the queue's own
+mutex, atomic on the free-threaded build; a worker with nothing to do sleeps
+inside `get` on a C-level lock and is woken by the next `put`, one worker per
+item.
 
 `Mailbox` (workers -> IO thread). Many producers (any thread) call `post`; one
 consumer, the IO thread, calls `drain`. Items go into a `SimpleQueue`; the IO
