@@ -3,10 +3,10 @@ takes workers' messages back; each connection's protocol is its driver.
 
 It never runs user code and never blocks anywhere but in `epoll.poll`. Each
 turn: wait for events; hand the mailbox's messages to their connections'
-drivers; accept; read and write for ready sockets; fire expired timers. Write
-interest (EPOLLOUT) is registered only while output is pending. The loop never
-asks which protocol a connection speaks: it moves bytes (through the TLS record
-layer when there is one) and calls `conn.driver` (mummy.core.driver).
+drivers; accept; read and write for ready sockets; fire expired timers. The
+loop never asks which protocol a connection speaks: it moves bytes (its
+Transport half, mummy.core.transport: recv, send, TLS records, closing) and
+calls `conn.driver` (mummy.core.driver).
 
 Fault isolation: whatever raises while the loop serves one connection (its
 driver, parsing, TLS records, its timers) closes that connection, after the
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 
 from mummy.core.config import ServerConfig
-from mummy.core.connection import CLOSE_GRACEFUL, CLOSE_HARD, LINGER, Connection, Timer
+from mummy.core.connection import LINGER, Connection, Timer
 from mummy.core.driver import Driver
 from mummy.core.faults import FaultLog
 from mummy.core.listener import Acceptor
@@ -34,22 +34,18 @@ from mummy.core.messages import WAKE, Message, Task
 from mummy.core.poller import ERROR, READ, WRITE, make_poller
 from mummy.core.ring import Mailbox, TaskRing
 from mummy.core.timers import TimerWheel
+from mummy.core.transport import Transport
 from mummy.core.wsregistry import WebSocketRegistry
 
 log = logging.getLogger("mummy")
 
-RECV_SIZE = 65536
-# RFC 9112 §9.6: after an error or a closing response, shut the write side and
-# read (and discard) for a while, so the client sees the response, not a reset.
-LINGER_SECONDS = 2.0
-ACCEPT_PAUSE_SECONDS = 0.1
 TIMER_CHECK_SECONDS = 0.25
 
 # Makes the driver of a new connection (TLS handshake or HTTP/1.1).
 DriverFactory = Callable[["EventLoop", Connection], Driver]
 
 
-class EventLoop:
+class EventLoop(Transport):
     """Owns the listening socket and every connection; `run` is the IO thread's body."""
 
     def __init__(
@@ -60,21 +56,19 @@ class EventLoop:
         new_driver: DriverFactory,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(make_poller(), TimerWheel(), FaultLog(log))
         self.config = config
         self.ring = ring
         self.ssl_context = ssl_context
         self.mailbox: Mailbox[Message] = Mailbox()
         self.websockets = WebSocketRegistry()
-        self.wheel: TimerWheel[Timer] = TimerWheel()
         # Drivers with a complete request waiting for room in the ring.
         self.waiting_for_ring: deque[Driver] = deque()
         # Drivers to call once this drain of the mailbox is done (HTTP/2 writes).
         self.after_drain: set[Driver] = set()
         self.closing = False  # close() began: no new work
         self._new_driver = new_driver
-        self._faults = FaultLog(log)
         self._next_timer_check = 0.0
-        self._ep = make_poller()
         self._acceptor = Acceptor(listener, self._ep, config.max_connections)
         self._conns: dict[int, Connection] = {}
         # Control flags, set by the closing thread, then a Wake is posted.
@@ -136,9 +130,9 @@ class EventLoop:
                                 self.close(conn)
                                 continue
                             if mask & WRITE:
-                                self._flush(conn)
+                                self.flush(conn)
                             if mask & ~WRITE and not conn.closed:
-                                self._read(conn)
+                                self.read(conn)
                         except Exception as exc:
                             self._fault(conn, exc)
                 now = time.monotonic()
@@ -249,107 +243,6 @@ class EventLoop:
             except Exception as exc:
                 self._fault(conn, exc)
 
-    # --- reading and writing ---------------------------------------------------
-
-    def _read(self, conn: Connection) -> None:
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close(conn)
-            return
-        if not data:
-            if conn.lingering:
-                self.close(conn)
-            else:
-                conn.eof = True
-                conn.driver.peer_closed()
-            return
-        if conn.lingering:
-            return  # discarded, see LINGER_SECONDS
-        tls = conn.tls
-        if tls is not None:
-            try:
-                data = tls.decrypt(data)
-            except ssl.SSLError:
-                self.close(conn)
-                return
-            if not data:
-                if tls.closed_by_peer:
-                    conn.eof = True
-                    conn.driver.peer_closed()
-                return
-        conn.driver.received(data)
-
-    def send(self, conn: Connection, data: bytes) -> None:
-        """Queue `data` (plaintext: encrypted here once TLS is up) and write what
-        the socket takes now."""
-        if conn.closed:
-            return
-        tls = conn.tls
-        if tls is not None:
-            data = tls.encrypt(data)
-        self.send_raw(conn, data)
-
-    def send_raw(self, conn: Connection, data: bytes) -> None:
-        """`send` without the TLS record layer (the handshake's own bytes)."""
-        if conn.closed:
-            return
-        if not conn.out:
-            try:
-                sent = conn.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self.close(conn)
-                return
-            if sent == len(data):
-                return
-            view = memoryview(data)[sent:]
-        else:
-            view = memoryview(data)
-        conn.out.append(view)
-        conn.out_len += len(view)
-        self.update_events(conn)
-
-    def _flush(self, conn: Connection) -> None:
-        out = conn.out
-        while out:
-            view = out[0]
-            try:
-                sent = conn.sock.send(view)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self.close(conn)
-                return
-            conn.out_len -= sent
-            if sent < len(view):
-                out[0] = view[sent:]
-                break
-            out.popleft()
-        if not out and conn.close_when_flushed:
-            self._close_now(conn)
-            return
-        conn.driver.flushed()
-        self.update_events(conn)
-
-    def update_events(self, conn: Connection) -> None:
-        """Register the events `conn` waits for; its driver says whether to read."""
-        self.set_events(conn, conn.driver.wants_input())
-
-    def set_events(self, conn: Connection, wants_input: bool) -> None:
-        """`update_events` for a driver that knows its `wants_input()` already."""
-        if conn.closed:
-            return
-        mask = WRITE if conn.out else 0
-        if conn.lingering or (wants_input and not conn.eof and not conn.close_when_flushed):
-            mask |= READ
-        if mask != conn.events:
-            conn.events = mask
-            self._ep.modify(conn.fd, mask)
-
     # --- timers and closing ----------------------------------------------------
 
     def arm(self, timer: Timer, seconds: float, kind: int) -> None:
@@ -360,44 +253,10 @@ class EventLoop:
         conn.driver = driver
         driver.start()
 
-    def close_after_output(self, conn: Connection, *, graceful: bool) -> None:
-        """Close once what is queued is written: at once, or (`graceful`) by shutting
-        the write side and discarding input for a while (RFC 9112 §9.6)."""
-        if conn.closed:
-            return
-        conn.close_when_flushed = CLOSE_GRACEFUL if graceful else CLOSE_HARD
-        if not conn.out:
-            self._close_now(conn)
-        else:
-            self.update_events(conn)
-
-    def _close_now(self, conn: Connection) -> None:
-        if conn.close_when_flushed == CLOSE_HARD or conn.eof:
-            self.close(conn)
-            return
-        try:
-            conn.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self.close(conn)
-            return
-        conn.lingering = True
-        self.wheel.arm(conn.timer, time.monotonic() + LINGER_SECONDS, LINGER)
-        self.update_events(conn)
-
     def close(self, conn: Connection) -> None:
         if conn.closed:
             return
-        conn.closed = True
+        super().close(conn)
         self._conns.pop(conn.fd, None)
-        self.wheel.remove(conn.timer)
-        try:
-            self._ep.unregister(conn.fd)
-        except (OSError, ValueError):
-            pass
-        conn.sock.close()
-        try:
-            conn.driver.closed()
-        except Exception as exc:
-            self._faults.report(conn.remote_address, exc)  # closed already: nothing to undo
         if not self._acceptor.accepting:  # paused at max_connections: there is room now
             self._acceptor.resume(len(self._conns), time.monotonic())
