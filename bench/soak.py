@@ -20,6 +20,9 @@ Reported only: RSS every 30 s (growth after the warm-up is flagged), request cou
 by kind, how the faults were answered, and error lines in the server's log.
 
 Run: .venv-ft/bin/python bench/soak.py [--seconds 600] [--clients 8] [--json PATH]
+(or `./bench/run --only soak`, which records its result with the other benchmarks'). It
+runs on the interpreter under test (it needs `websockets`), not as an orchestrator. The
+server's output goes to bench/results/logs/soak-server.log.
 """
 
 from __future__ import annotations
@@ -30,12 +33,9 @@ import json
 import os
 import random
 import select
-import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -43,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.procs import Server, ServerFailed, free_port
 from websockets.sync.client import connect as ws_connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,59 +109,17 @@ def text_body(n: int) -> bytes:
 # --- the server process ---------------------------------------------------------
 
 
-class ServerProcess:
-    """bench/apps/soak_app.py on `python`, its stderr in `log_path`."""
-
-    def __init__(self, python: str, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [python, str(APP)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-        )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline() if ready else b""
-        if not line.strip().isdigit():
-            self.stop()
-            raise RuntimeError(f"the soak app did not start; see {log_path}")
-        self.port = int(line)
-
-    def _status(self, field: str) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise RuntimeError(f"no {field} in /proc/{self.proc.pid}/status")
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def threads(self) -> int:
-        return self._status("Threads")
-
-    def rss_mb(self) -> float:
-        return self._status("VmRSS") / 1024
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> int:
-        """SIGTERM (a graceful close), SIGKILL if it is not gone in 20 s."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-        return self.proc.returncode
+def start_server(python: str) -> tuple[Server, int]:
+    """bench/apps/soak_app.py on `python`, answering; (server, port)."""
+    port = free_port()
+    env = {"PYTHONPATH": os.environ.get("PYTHONPATH") or str(ROOT)}
+    server = Server([python, str(APP), str(port)], "soak-server", ROOT, env)
+    try:
+        server.wait_ready("http1", port)
+    except ServerFailed:
+        server.stop()
+        raise
+    return server, port
 
 
 # --- what the clients saw ---------------------------------------------------------
@@ -480,6 +439,10 @@ def client_loop(
 # --- the run --------------------------------------------------------------------------
 
 
+def rss_mb(server: Server) -> float:
+    return server.status_field("VmRSS") / 1024
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -515,13 +478,13 @@ def scan_log(path: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    log_path = Path(tempfile.mkdtemp(prefix="mummy-soak-")) / "server.log"
-    server = ServerProcess(args.python, log_path)
+    server, port = start_server(args.python)
+    log_path = server.log_path
     tally = Tally()
     samples: list[tuple[float, float, int, int, int]] = []
     try:
         time.sleep(0.5)
-        start_fds, start_threads = server.fds(), server.threads()
+        start_fds, start_threads = server.fds(), server.status_field("Threads")
         start = time.monotonic()
         deadline = start + args.seconds
         kinds = list(WEIGHTS)
@@ -529,7 +492,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         clients = [
             threading.Thread(
                 target=client_loop,
-                args=(server.port, tally, args.seed + i, deadline, kinds, weights),
+                args=(port, tally, args.seed + i, deadline, kinds, weights),
                 name=f"soak-client-{i}",
                 daemon=True,
             )
@@ -538,7 +501,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         clients += [
             threading.Thread(
                 target=client_loop,
-                args=(server.port, tally, args.seed + 1000 + i, deadline, ["slowloris"], [1]),
+                args=(port, tally, args.seed + 1000 + i, deadline, ["slowloris"], [1]),
                 name=f"soak-slowloris-{i}",
                 daemon=True,
             )
@@ -547,33 +510,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for thread in clients:
             thread.start()
         peak_fds = peak_threads = 0
-        while time.monotonic() < deadline and server.alive():
-            fds, threads = server.fds(), server.threads()
+        while time.monotonic() < deadline and server.proc.poll() is None:
+            fds, threads = server.fds(), server.status_field("Threads")
             peak_fds, peak_threads = max(peak_fds, fds), max(peak_threads, threads)
             samples.append(
-                (time.monotonic() - start, server.rss_mb(), fds, threads, tally.total_ok())
+                (time.monotonic() - start, rss_mb(server), fds, threads, tally.total_ok())
             )
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         # Every client operation is bounded by IO_TIMEOUT (slowloris by header_timeout + 10 s).
         for thread in clients:
             thread.join(timeout=max(1.0, deadline + 3 * IO_TIMEOUT - time.monotonic()))
         stuck = [t.name for t in clients if t.is_alive()]
-        alive = server.alive()
+        alive = server.proc.poll() is None
         if alive:
-            samples.append(
-                (
-                    time.monotonic() - start,
-                    server.rss_mb(),
-                    server.fds(),
-                    server.threads(),
-                    tally.total_ok(),
-                )
-            )
+            threads = server.status_field("Threads")
+            now = time.monotonic() - start
+            samples.append((now, rss_mb(server), server.fds(), threads, tally.total_ok()))
             # Closed connections linger up to 2 s; idle keep-alive ones time out in 5 s.
             back = wait_until(
-                lambda: server.fds() <= start_fds and server.threads() <= start_threads, 30
+                lambda: (
+                    server.fds() <= start_fds and server.status_field("Threads") <= start_threads
+                ),
+                30,
             )
-            end_fds, end_threads = server.fds(), server.threads()
+            end_fds, end_threads = server.fds(), server.status_field("Threads")
         else:
             back, end_fds, end_threads = False, -1, -1
     finally:

@@ -1,42 +1,11 @@
-"""ASGI twin of examples/bench_app.py, for uvicorn (which is async, so it differs on purpose).
-
-`/` hello; `/sleep` `await asyncio.sleep(0.01)` then hello (the event loop keeps serving
-meanwhile, where the thread-pool servers park a thread in `time.sleep`); `/cpu` the same
-~1 ms pure-Python loop, run inline on the event loop; `/gil` (not benchmarked) says whether
-the GIL is on in the serving process.
-"""
+"""ASGI twin of mummy_app.py, for uvicorn, granian ASGI and hypercorn (async, so it differs
+on purpose): `/sleep` is `await asyncio.sleep(0.01)` (the event loop serves on meanwhile,
+where the thread-pool servers park a thread) and `/cpu` runs inline on the event loop."""
 
 import asyncio
-import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-HELLO = b"Hello, World!"
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def cpu_work() -> int:
-    total = 0
-    for i in range(20_000):
-        total += i * i % 7
-    return total
-
-
-def gil_enabled() -> bool:
-    is_enabled = getattr(sys, "_is_gil_enabled", None)
-    return True if is_enabled is None else bool(is_enabled())
-
-
-async def lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+from twins import HELLO, Receive, Send, cpu_work, gil_enabled, lifespan
 
 
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -53,7 +22,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     elif path == "/cpu":
         body = str(cpu_work()).encode()
     elif path == "/gil":
-        body = str(gil_enabled()).encode()
+        body = gil_enabled()
     else:
         status, body = 404, b"Not Found"
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]

@@ -1,25 +1,12 @@
 """ASGI twin of bench/apps/ws_app.py's echo, for uvicorn (+ websockets) and granian.
 
 A WebSocket on any path echoes every message; HTTP GET /gil says whether the GIL is on
-in the serving process. (No broadcast: bench/websocket.py measures that on mummy only.)
+in the serving process. (No broadcast: the websocket driver measures that on mummy only.)
 """
 
-import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-async def lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+from twins import Receive, Send, gil_enabled, lifespan
 
 
 async def echo(receive: Receive, send: Send) -> None:
@@ -44,7 +31,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await echo(receive, send)
     else:
         found = scope["path"] == "/gil"
-        body = str(getattr(sys, "_is_gil_enabled", lambda: True)()).encode() if found else b""
+        body = gil_enabled() if found else b""
         headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
         await send(
             {"type": "http.response.start", "status": 200 if found else 404, "headers": headers}

@@ -1,20 +1,17 @@
-"""The compression benchmark's app (bench/compression.py): `/` answers the ~100 KB JSON body
-of bench/compression_levels.py, compressed by mummy with whatever the client's
-Accept-Encoding picks; `/gil` says whether the GIL is on in this process.
+"""The compression benchmark's app: `/` answers the ~100 KB JSON body of twins.json_body,
+compressed by mummy with whatever the client's Accept-Encoding picks; `/gil`.
 
-Run: .venv-ft/bin/python bench/apps/compression_app.py [port] [workers]
+Run: .venv-ft/bin/python bench/apps/compression_app.py PORT [WORKERS]
 (workers left out: mummy's default, 10 x CPUs)
 """
 
 import sys
-from pathlib import Path
+
+from twins import gil_enabled, json_body
 
 import mummy
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from compression_levels import sample_body  # bench/ is not a package
-
-BODY = sample_body()
+BODY = json_body()
 JSON = {"Content-Type": "application/json"}
 TEXT = {"Content-Type": "text/plain"}
 
@@ -23,12 +20,12 @@ def handler(request: mummy.Request) -> None:
     if request.path == "/":
         request.respond(200, JSON, BODY)
     elif request.path == "/gil":
-        request.respond(200, TEXT, str(sys._is_gil_enabled()))
+        request.respond(200, TEXT, gil_enabled())
     else:
         request.respond(404, TEXT, "Not Found")
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
+    port = int(sys.argv[1])
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else None
     mummy.Server(handler, workers=workers).serve(port, "127.0.0.1")

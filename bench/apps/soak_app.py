@@ -6,16 +6,19 @@
 - POST /echo: the request body back;
 - GET /slow?ms=N: sleeps N ms, then "slept";
 - GET /raise: the handler raises (mummy answers 500);
-- GET /ws: upgrades; the WebSocket echoes TEXT and BINARY messages.
+- GET /ws: upgrades; the WebSocket echoes TEXT and BINARY messages;
+- GET /gil: whether the GIL is on.
 
-Run: .venv-ft/bin/python bench/apps/soak_app.py; it prints the port it listens on
-(127.0.0.1, port 0) on one line, then serves until SIGTERM or SIGINT.
+Run: .venv-ft/bin/python bench/apps/soak_app.py PORT; serves on 127.0.0.1 until SIGTERM
+or SIGINT.
 """
 
 import signal
 import sys
 import threading
 import time
+
+from twins import gil_enabled
 
 import mummy
 
@@ -47,6 +50,8 @@ def handler(request: mummy.Request) -> None:
         raise RuntimeError("raised on purpose by the soak app")
     elif path == "/ws":
         request.upgrade_to_websocket()
+    elif path == "/gil":
+        request.respond(200, TEXT, gil_enabled())
     else:
         request.respond(404, TEXT, "Not Found")
 
@@ -72,8 +77,7 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
-    server.start(0, "127.0.0.1")
-    print(server.port, flush=True)
+    server.start(int(sys.argv[1]), "127.0.0.1")
     while not stop.wait(0.5):
         pass
     server.close(timeout=5.0)

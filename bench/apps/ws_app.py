@@ -1,4 +1,4 @@
-"""The mummy app for bench/websocket.py: WebSocket echo, and a broadcast to every client.
+"""The mummy app of the websocket driver: WebSocket echo, and a broadcast to every client.
 
 - GET /ws upgrades; the WebSocket echoes every TEXT and BINARY message;
 - POST /broadcast sends its body, as text, to every open WebSocket and answers
@@ -13,6 +13,8 @@ import json
 import sys
 import threading
 import time
+
+from twins import gil_enabled
 
 import mummy
 
@@ -36,7 +38,7 @@ def handler(request: mummy.Request) -> None:
         body = json.dumps({"clients": len(everyone), "queued_ms": queued_ms})
         request.respond(200, {"Content-Type": "application/json"}, body)
     elif request.path == "/gil":
-        request.respond(200, TEXT, str(getattr(sys, "_is_gil_enabled", lambda: True)()))
+        request.respond(200, TEXT, gil_enabled())
     else:
         request.respond(404, TEXT, "Not Found")
 

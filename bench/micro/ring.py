@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Microbenchmark: the hand-off between threads, SimpleQueue vs a pure-Python slot ring.
 
-Run with each interpreter:
-    .venv-ft/bin/python bench/ring.py
-    .venv-gil/bin/python bench/ring.py
-Prints items/s for 1 producer -> N consumers -> 1 collector, the server's shape.
+Run with each interpreter (or `./bench/run --only micro`):
+    .venv-ft/bin/python bench/micro/ring.py [--items N] [--json]
+    .venv-gil/bin/python bench/micro/ring.py
+Prints items/s for 1 producer -> N consumers -> 1 collector, the server's shape; with
+--json, one JSON object {case: items/s}.
 """
 
+import argparse
+import json
 import sys
 import threading
 import time
@@ -105,9 +108,11 @@ def mummy_ring(items: int, consumers: int) -> float:
 
 
 def main() -> None:
-    items, consumers = 200_000, 8
-    gil = "GIL" if getattr(sys, "_is_gil_enabled", lambda: True)() else "free-threaded"
-    print(f"Python {sys.version.split()[0]} ({gil}), {items} items, {consumers} consumers")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    items, consumers = args.items, 8
     q: SimpleQueue[object] = SimpleQueue()
     ring = SlotRing(1024)
     results = {
@@ -115,6 +120,11 @@ def main() -> None:
         "SlotRing (lock + conditions)": pipeline(ring.put, ring.get, items, consumers),
         "mummy TaskRing + Mailbox": mummy_ring(items, consumers),
     }
+    if args.json:
+        print(json.dumps(results))
+        return
+    gil = "GIL" if getattr(sys, "_is_gil_enabled", lambda: True)() else "free-threaded"
+    print(f"Python {sys.version.split()[0]} ({gil}), {items} items, {consumers} consumers")
     for name, rate in results.items():
         print(f"{name:32} {rate:>12,.0f} items/s")
 

@@ -1,15 +1,17 @@
 """Routing cost with 10 and with 1,000 literal routes (plus the same 5 pattern routes).
 
-Usage: .venv-ft/bin/python -m bench.router [--iterations N]
-(runs as a script or as a module)
+Usage: .venv-ft/bin/python bench/micro/router.py [--iterations N] [--json]
+(or `./bench/run --only micro`)
 
 Times `Router.match` (what a Router does per request before calling the handler)
 for a literal hit, a pattern hit, a HEAD served by a GET route and a miss (404), and
 prints the best of 5 runs, in nanoseconds per match. Literal routes are a dict
-lookup, so the two columns should be close; only pattern routes are scanned.
+lookup, so the two columns should be close; only pattern routes are scanned. With
+--json: one JSON object {"case, N literals": ns}.
 """
 
 import argparse
+import json
 import sys
 import time
 
@@ -47,6 +49,7 @@ def best_ns_per_call(router: mummy.Router, method: str, path: str, iterations: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=100_000)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     cases = [
         ("literal hit (the last literal route)", "GET", None),
@@ -57,17 +60,23 @@ def main() -> None:
     ]
     sizes = (10, 1000)
     routers = {n: build(n) for n in sizes}
+    results: dict[str, float] = {}
+    for label, method, path in cases:
+        for n in sizes:
+            target = path or f"/api/v1/resource{n - 1}/list"
+            assert (routers[n].match(method, target) is None) == (path == "/nothing/here")
+            ns = best_ns_per_call(routers[n], method, target, args.iterations)
+            results[f"{label}, {n:,} literals"] = ns
+    if args.json:
+        print(json.dumps(results))
+        return
     gil = "GIL" if getattr(sys, "_is_gil_enabled", lambda: True)() else "free-threaded"
     version = sys.version.split()[0]
     print(f"Router.match, ns per call (best of 5 x {args.iterations:,}); Python {version} {gil}")
     print(f"{'case':<46}" + "".join(f"{f'{n:,} literals':>16}" for n in sizes))
-    for label, method, path in cases:
-        row = f"{label:<46}"
-        for n in sizes:
-            target = path or f"/api/v1/resource{n - 1}/list"
-            assert (routers[n].match(method, target) is None) == (path == "/nothing/here")
-            row += f"{best_ns_per_call(routers[n], method, target, args.iterations):>16.0f}"
-        print(row)
+    for label, _, _ in cases:
+        row = "".join(f"{results[f'{label}, {n:,} literals']:>16.0f}" for n in sizes)
+        print(f"{label:<46}{row}")
 
 
 if __name__ == "__main__":
