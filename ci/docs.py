@@ -6,7 +6,8 @@
 
 Documents the public API only: `mummy` (what `import mummy` gives, by its `__all__`) and
 its public modules; `mummy.core` (the engine) and `mummy.__main__` (the CLI) are left out.
-pdoc is pure Python but is pinned in ci/requirements-lint.txt, which only .venv-gil gets.
+pdoc is pure Python, pinned in ci/requirements-lint.txt (.venv-gil gets it; .venv-ft only
+when no GIL build is given).
 pdoc's warnings (an annotation it cannot evaluate, say) are printed, and do not fail the build.
 """
 
@@ -44,7 +45,7 @@ def main() -> None:
     try:
         notes = build(args.out)
     except ImportError as exc:
-        sys.exit(f"{exc}: install pdoc from ci/requirements-lint.txt (into .venv-gil)")
+        sys.exit(f"{exc}: install pdoc from ci/requirements-lint.txt (./ci/provision does)")
     for note in notes:
         print(f"pdoc warning: {note}", file=sys.stderr)
     print(f"wrote {args.out / 'index.html'}")

@@ -1,16 +1,15 @@
 """Content codings (RFC 9110 §8.4): negotiating, compressing responses and
 decompressing request bodies. Everything here runs on worker threads.
 
-zlib and zstandard release the GIL while they work, and `zstandard` keeps it
-off on 3.13t (tests/test_interpreter.py). zstd compressor objects are not
-thread-safe, so each worker thread keeps its own (thread-local) and reuses it;
-gzip and deflate get a fresh zlib object per response.
+zlib and zstd (mummy.core.zstd_codec: the standard library's on 3.14+, else
+`zstandard`, which keeps the GIL off on 3.13t) release the GIL while they work.
+Each worker thread keeps its own zstd compressors and reuses them; gzip and
+deflate get a fresh zlib object per response.
 """
 
-import threading
 import zlib
 
-import zstandard
+from mummy.core.zstd_codec import ZSTD, ZstdDecodeError
 
 # Among codings a client accepts equally, the first wins.
 PREFERENCE = ("zstd", "gzip", "deflate")
@@ -119,22 +118,9 @@ def negotiate(accept_encoding: str | None) -> str:
     raise NotAcceptable(accept_encoding)
 
 
-_local = threading.local()
-
-
-def _zstd_compressor(level: int) -> zstandard.ZstdCompressor:
-    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "zstd", None)
-    if cache is None:
-        cache = _local.zstd = {}
-    compressor = cache.get(level)
-    if compressor is None:
-        compressor = cache[level] = zstandard.ZstdCompressor(level=level)
-    return compressor
-
-
 def compress(body: bytes, coding: str, *, gzip_level: int, zstd_level: int) -> bytes:
     if coding == "zstd":
-        return _zstd_compressor(zstd_level).compress(body)
+        return ZSTD.compress(body, zstd_level)
     # wbits 31: gzip container; 15: zlib container, which is what "deflate" means
     # (RFC 9110 §8.4.1.2), not the raw deflate stream Mummy sends.
     obj = zlib.compressobj(gzip_level, zlib.DEFLATED, 31 if coding == "gzip" else 15)
@@ -178,14 +164,7 @@ def _zlib_decode(body: bytes, wbits: int, max_len: int) -> bytes:
 
 
 def _zstd_decode(body: bytes, max_len: int) -> bytes:
-    reader = zstandard.ZstdDecompressor().stream_reader(body)
-    out = bytearray()
     try:
-        while len(out) <= max_len:
-            chunk = reader.read(max_len + 1 - len(out))
-            if not chunk:
-                break
-            out += chunk
-    except zstandard.ZstdError as exc:
+        return ZSTD.decompress(body, max_len)
+    except ZstdDecodeError as exc:
         raise DecodeError(400, f"corrupt zstd body: {exc}") from None
-    return bytes(out)
