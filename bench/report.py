@@ -1,653 +1,551 @@
 #!/usr/bin/env python3
-"""Benchmark results -> docs/performance.md (one table per workload) and PNG charts in docs/.
+"""The only renderer of benchmark results: the JSON that ./bench/run writes -> the tables of
+docs/performance.md, the README's performance table (between its two `bench/report.py`
+markers) and the PNG charts in docs/ (bench/charts.py).
 
-    .venv-gil/bin/python bench/report.py              # newest results under bench/results/
-    .venv-gil/bin/python bench/report.py --http bench/results/runs/http-20261125T234149.md
-    python3 bench/report.py --no-charts               # markdown only, no matplotlib needed
+    .venv-gil/bin/python bench/report.py                    # from docs/results/*.json
+    .venv-gil/bin/python bench/report.py --results bench/results --out /tmp/perf
+    python3 bench/report.py --no-charts                     # no matplotlib needed
 
-Reads what the benchmark scripts write (bench/results/ is not committed; this turns it into
-files that are):
-
-- HTTP (bench/http_servers.py): the newest `bench/results/runs/http-*.json`, or its `.md`
-  when the JSON is missing: one table each for `/`, `/sleep` and `/cpu`, the mummy worker
-  sweep, and 3.13t vs 3.13 per server. Charts: docs/http-requests-per-second.png and
-  docs/http-gil-vs-free-threaded.png.
-- Compression (bench/compression.py): every `bench/results/compression*.json` (the
-  default run writes compression.json; `--name` others): req/s and bytes per response by
-  coding and workers, and the scaling from 1 worker. Chart (of the first):
-  docs/compression-scaling.png.
-- WebSocket (bench/websocket.py): the newest `bench/results/websocket*.json`, if any:
-  echo throughput and the idle-connection memory. No chart.
-
-A missing input leaves its section out (and says so on stderr). Charts need matplotlib,
-which has no cp313t wheel: run this from .venv-gil (ci/requirements-lint.txt pins it).
+From a directory of results it takes, per driver, `<driver>.json` (what `./bench/run
+--save` writes) or else the newest `<driver>-<time>.json`; a driver without results is
+left out. Every figure comes from the JSON: medians over the rounds; ratios taken per
+round (both sides measured moments apart), then their median; a † where a round was
+disturbed by other processes. Charts need matplotlib, which has no cp313t wheel: run
+this from .venv-gil.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import re
+import shlex
+import statistics
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench/results"
-DOCS = REPO / "docs"
-
-PATHS = ("/", "/sleep", "/cpu")
+DRIVERS = ("http1", "plumbing", "h2", "websocket", "compression", "scaling", "slowloris")
+DRIVERS += ("soak", "micro")
+README_BEGIN = "<!-- bench/report.py: performance table begin -->"
+README_END = "<!-- bench/report.py: performance table end -->"
 PATH_TITLES = {
     "/": "`/`: Hello, World (13 bytes)",
-    "/sleep": "`/sleep`: a handler that blocks 10 ms (time.sleep; asyncio.sleep on uvicorn)",
+    "/sleep": "`/sleep`: a handler that blocks 10 ms (asyncio.sleep on the ASGI servers)",
     "/cpu": "`/cpu`: about 1 ms of pure-Python CPU work",
 }
-FT, GIL = "3.13t", "3.13"
-COLORS = {FT: "#1f77b4", GIL: "#ff7f0e"}
 HTTP_CHART = "http-requests-per-second.png"
 GIL_CHART = "http-gil-vs-free-threaded.png"
 COMPRESSION_CHART = "compression-scaling.png"
-THOUSANDS = "{x:,.0f}"  # matplotlib turns a format string into a StrMethodFormatter
+
+Cell = dict[str, Any]
+Data = dict[str, Any]
+Column = tuple[str, Callable[[Cell], str]]
 
 
-# Reading HTTP results.
+# Reading and picking.
 
 
-@dataclass
-class HttpRow:
-    server: str
-    interpreter: str  # "3.13t" or "3.13"
-    settings: str
-    path: str
-    connections: int
-    rps: float | None
-    p99_ms: float | None
-    server_cpu: float | None
-    gil_reenabled: bool = False
-    problem: str = ""
+def read_results(directory: Path) -> dict[str, tuple[Path, Data]]:
+    found = {}
+    for driver in DRIVERS:
+        runs = sorted(directory.glob(f"{driver}-*.json"))
+        saved = directory / f"{driver}.json"
+        path = saved if saved.exists() else (runs[-1] if runs else None)
+        data = json.loads(path.read_text()) if path else {}
+        if path and data["cells"]:
+            found[driver] = (path, data)
+    return found
 
 
-@dataclass
-class HttpRun:
-    source: Path
-    meta: dict[str, str]  # Date, Machine, mummy, Client, ...
-    rows: list[HttpRow]
+def med(cell: Cell | None, key: str) -> Any:
+    return None if cell is None else cell["median"].get(key)
 
 
-def _number(text: str) -> float | None:
-    text = text.strip().rstrip("x").replace(",", "")
-    if text in ("", "—", "-"):
-        return None
-    if text.endswith(" ms"):
-        text = text[:-3]
-    return float(text)
+def pick(cells: Iterable[Cell], **want: str) -> list[Cell]:
+    return [c for c in cells if all(c[k] == v for k, v in want.items())]
 
 
-def read_http_markdown(path: Path) -> HttpRun:
-    """Parse the report bench/http_servers.py writes (its table, bullets and Problems)."""
-    meta: dict[str, str] = {}
-    rows: list[HttpRow] = []
-    header: list[str] = []
-    problems: dict[tuple[str, str, str], str] = {}
-    section = ""
-    for line in path.read_text().splitlines():
-        if line.startswith("- ") and ": " in line and not rows and not header:
-            key, _, value = line[2:].partition(": ")
-            meta[key] = value
-        elif line.startswith("| server |"):
-            header = [c.strip() for c in line.strip("|").split("|")]
-        elif line.startswith("|") and header and not line.startswith("|---"):
-            cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
-            interpreter = cells["interpreter"]
-            rows.append(
-                HttpRow(
-                    server=cells["server"],
-                    interpreter=interpreter.split()[0],
-                    settings=cells["settings"],
-                    path=cells["path"],
-                    connections=int(cells["conns"]),
-                    rps=_number(cells["req/s"]),
-                    p99_ms=_number(cells["p99"]),
-                    server_cpu=_number(cells["server CPU"]),
-                    gil_reenabled="GIL re-enabled" in interpreter,
-                )
-            )
-        elif line.endswith(":") and not line.startswith(("-", "|")):
-            section = line
-        elif section == "Problems:" and (m := re.match(r"- (.+) \((3\.13t?)\) (\S+): (.+)", line)):
-            problems[(m.group(1), m.group(2), m.group(3))] = m.group(4)
-    for row in rows:
-        row.problem = problems.get((row.server, row.interpreter, row.path), "")
-    return HttpRun(path, meta, rows)
+def one(cells: Iterable[Cell], **want: str) -> Cell | None:
+    return next(iter(pick(cells, **want)), None)
 
 
-def read_http_json(path: Path) -> HttpRun:
-    data = json.loads(path.read_text())
-    machine = data["machine"]
-    meta = {
-        "Date": str(machine.get("date", "")),
-        "Machine": f"{machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('platform')}",
-        "mummy": str(machine.get("mummy_revision", "")),
-        "Load average at start": str(machine.get("load_average_at_start", "")),
-        "Client": f"{machine.get('wrk')}, `wrk -t2 -c<conns> -d{data.get('duration_s')}s"
-        " --latency` after a 1 s warm-up, on the same machine as the server (loopback)",
-    }
-    rows = []
-    for cell in data["cells"]:
-        notes = [cell["error"]] if cell.get("error") else []
-        if (cell.get("other_cpu") or 0) > 0.2:
-            notes.append(f"other processes used {cell['other_cpu']:.2f} cores during the run")
-        rows.append(
-            HttpRow(
-                server=cell["server"],
-                interpreter=cell["interpreter"],
-                settings=cell["settings"],
-                path=cell["path"],
-                connections=int(cell["connections"]),
-                rps=cell.get("rps"),
-                p99_ms=cell.get("p99_ms"),
-                server_cpu=cell.get("server_cpu"),
-                gil_reenabled=cell["interpreter"] == FT and bool(cell.get("gil_enabled")),
-                problem="; ".join(notes),
-            )
-        )
-    return HttpRun(path, meta, rows)
+def free(cell: Cell) -> bool:
+    return bool(cell["interpreter"].endswith("t"))
 
 
-def newest_http_run(runs: Path) -> Path | None:
-    """The newest runs/http-<stamp>.json, or .md when that run has no JSON."""
-    stamps = sorted(
-        {p.stem for p in runs.glob("http-*.md")} | {p.stem for p in runs.glob("http-*.json")}
-    )
-    if not stamps:
-        return None
-    newest = runs / stamps[-1]
-    json_path = newest.with_suffix(".json")
-    return json_path if json_path.exists() else newest.with_suffix(".md")
-
-
-def read_http(path: Path) -> HttpRun:
-    return read_http_json(path) if path.suffix == ".json" else read_http_markdown(path)
+def paired_ratio(top: Cell | None, bottom: Cell | None, key: str = "rps") -> str:
+    """Median over the rounds of top ÷ bottom in the same round; how many of those rounds
+    neither side was disturbed, when not all."""
+    if top is None or bottom is None:
+        return "—"
+    under = {r["round"]: r for r in bottom["rounds"] if r["metrics"].get(key)}
+    pairs = [(r, under[r["round"]]) for r in top["rounds"] if r["round"] in under]
+    pairs = [(a, b) for a, b in pairs if a["metrics"].get(key)]
+    if not pairs:
+        return "—"
+    value = statistics.median(a["metrics"][key] / b["metrics"][key] for a, b in pairs)
+    quiet = sum(not (a["disturbed"] or b["disturbed"]) for a, b in pairs)
+    return f"{value:.2f}x" + ("" if quiet == len(pairs) else f" ({quiet}/{len(pairs)} quiet)")
 
 
 # Formatting.
 
 
-def fmt_int(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f}"
+def num(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:,.{digits}f}"
 
 
-def fmt_ms(value: float | None) -> str:
+def ms(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
 
 
-def fmt_float(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+def metric(title: str, key: str, digits: int = 0) -> Column:
+    if key.endswith("_ms"):
+        return title, lambda c: ms(med(c, key))
+    return title, lambda c: num(med(c, key), digits)
+
+
+SERVER: Column = ("server", lambda c: c["server"])
+INTERP: Column = (
+    "interpreter",
+    lambda c: (
+        c["interpreter"] + (" (GIL re-enabled!)" if free(c) and med(c, "gil_enabled") else "")
+    ),
+)
+SETTINGS: Column = ("settings", lambda c: c["settings"])
+WORKLOAD: Column = ("workload", lambda c: c["workload"])
+RPS = metric("req/s", "rps")
+P50, P99 = metric("p50", "p50_ms"), metric("p99", "p99_ms")
+CPU = metric("server CPU (cores)", "server_cpu", 2)
+THREAD = metric("busiest thread (cores)", "busiest_thread", 2)
 
 
 def table(header: list[str], rows: list[list[str]], numeric_from: int) -> list[str]:
     align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
     out = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    return out
+    return out + ["| " + " | ".join(row) + " |" for row in rows] + [""]
 
 
-def source_line(path: Path) -> str:
+class Notes:
+    """The † marks of a section and the footnotes they point to."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, None] = {}
+
+    def mark(self, cell: Cell) -> str:
+        rounds, notes = cell["rounds"], []
+        if cell["disturbed_rounds"]:
+            worst = max(rounds, key=lambda r: r["other_cpu"] or 0)
+            busiest = "; ".join(worst["busiest_others"]) or "short-lived processes"
+            notes.append(
+                f"{cell['disturbed_rounds']} of {len(rounds)} rounds disturbed (other"
+                f" processes up to {worst['other_cpu']:.2f} cores: {busiest})"
+            )
+        notes += [f"error: {e}" for e in dict.fromkeys(r["error"] for r in rounds if r["error"])]
+        output = list(dict.fromkeys(line for r in rounds for line in r["server_output"]))
+        if output:
+            notes.append(f"server output: `{output[0][:120]}` ({len(output)} lines)")
+        if not notes:
+            return ""
+        who = f"{cell['server']} {cell['interpreter']} {cell['settings']}, {cell['workload']}"
+        self.lines[f"- {who}: {'; '.join(notes)}"] = None
+        return " †"
+
+    def table(self, cells: list[Cell], columns: list[Column], numeric_from: int) -> list[str]:
+        rows = [[get(c) for _, get in columns] for c in cells]
+        for row, c in zip(rows, cells, strict=True):
+            row[0] += self.mark(c)
+        return table([title for title, _ in columns], rows, numeric_from)
+
+    def render(self) -> list[str]:
+        return ["† From the rounds:", "", *self.lines, ""] if self.lines else []
+
+
+def source(path: Path) -> str:
     try:
-        return str(path.relative_to(REPO))
+        return str(path.resolve().relative_to(REPO))
     except ValueError:
         return str(path)
 
 
-# Sections.
-
-
-def http_sections(run: HttpRun) -> list[str]:
-    meta = run.meta
-    out = [
-        "## HTTP/1.1: mummy and its peers",
-        "",
-        f"From `{source_line(run.source)}` (bench/http_servers.py), {meta.get('Date', '')}.",
-        "",
-        f"- Machine: {meta.get('Machine', 'unknown')}",
-        f"- mummy: {meta.get('mummy', 'unknown')}",
-        f"- Client: {meta.get('Client', 'wrk')}",
-        f"- Load average at start: {meta.get('Load average at start', 'unknown')}",
-        "- Every server is one process (gunicorn x2: two) with its thread pool at 2 x cores on"
-        " `/` and `/cpu` and 100 on `/sleep`; uvicorn is async and has no pool.",
-        "- wrk runs on the same cores as the server, so CPU-bound rows understate every"
-        " server alike. Rows marked † had other processes busy during the run.",
-        "",
-        f"![HTTP req/s by server]({HTTP_CHART})",
-        "",
-    ]
-    for path in PATHS:
-        rows = [r for r in run.rows if r.path == path and r.server != "mummy (sweep)"]
-        if not rows:
-            continue
-        ref = next((r for r in rows if r.server == "mummy" and r.interpreter == FT), None)
-        body = []
-        for r in sorted(rows, key=lambda r: -(r.rps or 0)):
-            ratio = "—"
-            if ref is not None and ref.rps and r.rps:
-                ratio = f"{ref.rps / r.rps:.2f}x"
-            interp = r.interpreter + (" (GIL re-enabled!)" if r.gil_reenabled else "")
-            mark = " †" if r.problem else ""
-            body.append(
-                [
-                    r.server + mark,
-                    interp,
-                    r.settings,
-                    str(r.connections),
-                    fmt_int(r.rps),
-                    fmt_ms(r.p99_ms),
-                    fmt_float(r.server_cpu),
-                    ratio,
-                ]
-            )
-        header = ["server", "interpreter", "settings", "conns", "req/s", "p99"]
-        header += ["server CPU (cores)", "mummy 3.13t ÷ row"]
-        out += [f"### {PATH_TITLES[path]}", "", *table(header, body, 3), ""]
-
-    sweep = [r for r in run.rows if r.server.startswith("mummy") and r.interpreter == FT]
-    if any(r.server == "mummy (sweep)" for r in sweep):
-        out += ["### mummy on 3.13t by number of workers", ""]
-        body = []
-        for path in PATHS:
-            for r in sorted((r for r in sweep if r.path == path), key=workers_of):
-                body.append(
-                    [
-                        path,
-                        str(workers_of(r)),
-                        fmt_int(r.rps),
-                        fmt_ms(r.p99_ms),
-                        fmt_float(r.server_cpu),
-                    ]
-                )
-        out += [*table(["path", "workers", "req/s", "p99", "server CPU (cores)"], body, 1), ""]
-
-    pairs = gil_pairs(run)
-    if pairs:
-        out += [
-            "### Free-threaded (3.13t) vs GIL (3.13), same server and settings",
-            "",
-            f"![3.13t ÷ 3.13 by server]({GIL_CHART})",
-            "",
-        ]
-        body = [
-            [server, path, fmt_int(ft.rps), fmt_int(gil.rps), f"{(ft.rps or 0) / gil.rps:.2f}x"]
-            for (server, path), (ft, gil) in pairs.items()
-            if gil.rps
-        ]
-        out += [*table(["server", "path", "3.13t req/s", "3.13 req/s", "3.13t ÷ 3.13"], body, 2)]
-        out += [""]
-    # A markdown run names a problem by server, interpreter and path only, so a note on a
-    # sweep row marks every sweep row of that path; list each note once.
-    noisy = dict.fromkeys(
-        f"- {r.server} ({r.interpreter}) {r.path}: {r.problem}" for r in run.rows if r.problem
-    )
-    if noisy:
-        out += ["† Problems reported by the run:", "", *noisy, ""]
+def header(path: Path, data: Data) -> list[str]:
+    m, s = data["machine"], data["settings"]
+    mummy = m["mummy_commit"][:10] + (" + changes" if m["mummy_uncommitted_changes"] else "")
+    builds = ", ".join(f"{label} ({i['version']})" for label, i in data["interpreters"].items())
+    peers = sorted({p for info in data["peers"].values() for p in info["pinned"]})
+    load = next((r["load_command"] for c in data["cells"] for r in c["rounds"]), None)
+    rounds = f"{s['rounds']} interleaved round{'s' * (s['rounds'] != 1)}"
+    out = [f"## {data['title']}", ""]
+    if data["quick"]:
+        out += ["**A `--quick` smoke run: the harness working, not figures to quote.**", ""]
+    text = f"From `{source(path)}`: {m['date']}, {m['cpu']}, {m['cores']} cores, Linux"
+    text += f" {m['kernel']}; mummy {mummy}; {builds}"
+    text += f"; peers {', '.join(peers)}" if peers else ""
+    text += f". `{' '.join(data['invocation'])}`: {rounds} of {s['duration_s']:g} s per cell,"
+    text += " the median shown; † marks a round during which other processes used more than"
+    text += f" {s['disturbed_above_cores']} cores."
+    text += f" Command, e.g.: `{shlex.join(load)}`." if load else ""
+    out += [text, ""]
+    if data["skipped"]:
+        out += [f"Not run: {'; '.join(f'{k}: {v}' for k, v in data['skipped'].items())}.", ""]
     return out
 
 
-def workers_of(row: HttpRow) -> int:
-    m = re.search(r"workers=(\d+)", row.settings)
-    return int(m.group(1)) if m else 0
+# Sections, one per driver.
 
 
-def gil_pairs(run: HttpRun) -> dict[tuple[str, str], tuple[HttpRow, HttpRow]]:
-    """(server, path) -> (3.13t row, 3.13 row) where both builds ran the same settings."""
-    pairs = {}
-    for path in PATHS:
-        for ft in (r for r in run.rows if r.path == path and r.interpreter == FT):
-            gil = next(
-                (
-                    r
-                    for r in run.rows
-                    if r.path == path
-                    and r.interpreter == GIL
-                    and r.server == ft.server
-                    and r.settings == ft.settings
-                ),
-                None,
-            )
-            if gil is not None and ft.rps and gil.rps:
-                pairs[(ft.server, path)] = (ft, gil)
+def main_rows(data: Data) -> list[Cell]:
+    """HTTP/1.1 cells with the pools every server gets (mummy's worker sweep aside)."""
+    s = data["settings"]
+    pools = {f"workers={s['pool']}", f"workers={s['sleep_pool']}"}
+    return [c for c in data["cells"] if c["server"] != "mummy" or c["settings"] in pools]
+
+
+def gil_pairs(data: Data) -> list[tuple[Cell, Cell]]:
+    """(3.13t cell, GIL-build cell) of the same server, settings and path."""
+    rows = main_rows(data)
+    pairs = []
+    for ft in (c for c in rows if free(c)):
+        same = (ft["server"], ft["settings"], ft["workload"])
+        gil = [
+            c for c in rows if not free(c) and (c["server"], c["settings"], c["workload"]) == same
+        ]
+        if gil and med(ft, "rps") and med(gil[0], "rps"):
+            pairs.append((ft, gil[0]))
     return pairs
 
 
-def compression_sections(data: dict[str, Any], source: Path, chart: bool) -> list[str]:
-    m = data["machine"]
-    counts = ", ".join(dict.fromkeys(c["workers_label"] for c in data["cells"]))
-    out = [
-        f"## Compression: a ~100 KB JSON response, zstd and gzip, with {counts} workers",
-        "",
-        f"From `{source_line(source)}` (bench/compression.py), {m['date']}: {m['cpu']},"
-        f" {m['cores']} cores; mummy {m['mummy_revision']}. Body {m.get('body_bytes', 0):,}"
-        " bytes, compressed on the workers for every response (zstd level 3, gzip level 5);"
-        f" `wrk -t2 -c{data['connections']} -d{data['duration_s']}s` with"
-        ' `-H "Accept-Encoding: <coding>"`,'
-        f" {data['rounds']} round(s): req/s is the median of the rounds during which other"
-        " processes left the cores alone (of all rounds where none did: listed below). wrk"
-        f" shares the {m['cores']} cores with the server.",
+def http1(data: Data, notes: Notes) -> list[str]:
+    out = [f"![HTTP/1.1 req/s by server]({HTTP_CHART})", ""]
+    for path, title in PATH_TITLES.items():
+        rows = sorted(pick(main_rows(data), workload=path), key=lambda c: -(med(c, "rps") or 0))
+        ref = next((c for c in rows if c["server"] == "mummy" and free(c)), None)
+        conns: Column = ("conns", lambda c: str(c["params"]["connections"]))
+        ratio: Column = ("mummy 3.13t ÷ row", lambda c, ref=ref: paired_ratio(ref, c))
+        if rows:
+            columns = [SERVER, INTERP, SETTINGS, conns, RPS, P99, CPU, ratio]
+            out += [f"### {title}", "", *notes.table(rows, columns, 3)]
+    sweep = [c for c in data["cells"] if c["server"] == "mummy" and free(c)]
+    if len({c["settings"] for c in sweep}) > 2:
+        sweep.sort(key=lambda c: (c["workload"], int(c["settings"].split("=")[1])))
+        out += ["### mummy on 3.13t by number of workers", ""]
+        out += notes.table(sweep, [WORKLOAD, SETTINGS, RPS, P99, CPU], 2)
+    if pairs := gil_pairs(data):
+        out += ["### Free-threaded vs GIL build, same server and settings", ""]
+        out += [f"![3.13t ÷ 3.13 by server]({GIL_CHART})", ""]
+        ft_rps: Column = ("3.13t req/s", lambda c: num(med(c, "rps")))
+        gil_of = {id(ft): gil for ft, gil in pairs}
+        gil_rps: Column = ("3.13 req/s", lambda c: num(med(gil_of[id(c)], "rps")))
+        ratio: Column = ("3.13t ÷ 3.13", lambda c: paired_ratio(c, gil_of[id(c)]))
+        columns = [SERVER, ("path", lambda c: c["workload"]), ft_rps, gil_rps, ratio]
+        out += table([t for t, _ in columns], [[f(ft) for _, f in columns] for ft, _ in pairs], 2)
+    return out
+
+
+def plumbing(data: Data, notes: Notes) -> list[str]:
+    inline = one(data["cells"], settings="inline (IO thread answers)")
+    ratio: Column = ("÷ the inline ceiling", lambda c: paired_ratio(c, inline))
+    return notes.table(data["cells"], [SERVER, INTERP, SETTINGS, RPS, P99, CPU, THREAD, ratio], 3)
+
+
+def h2(data: Data, notes: Notes) -> list[str]:
+    s = data["settings"]
+    limit = s["clients"] * s["streams_per_client"] / s["sleep_s"]
+    out = []
+    for path in ("/", "/sleep"):
+        rows = sorted(pick(data["cells"], workload=path), key=lambda c: -(med(c, "rps") or 0))
+        ref = next((c for c in rows if c["server"] == "mummy" and free(c)), None)
+        ratio: Column = ("mummy 3.13t ÷ row", lambda c, ref=ref: paired_ratio(ref, c))
+        columns = [SERVER, INTERP, SETTINGS, RPS, P50, P99, CPU, THREAD, ratio]
+        if path == "/sleep":
+            share = f"of the {limit:,.0f} req/s limit"
+            columns.insert(4, (share, lambda c: f"{(med(c, 'rps') or 0) / limit:.0%}"))
+        if rows:
+            out += [f"### {PATH_TITLES[path]}", "", *notes.table(rows, columns, 3)]
+    return out
+
+
+def websocket(data: Data, notes: Notes) -> list[str]:
+    s, out = data["settings"], []
+    echo = [c for c in data["cells"] if c["workload"].startswith("echo")]
+    idle = [c for c in data["cells"] if c not in echo]
+    if echo:
+        deflate: Column = (
+            "deflate offered / negotiated",
+            lambda c: (
+                f"{num(c['params']['deflate_offered'])} / {num(med(c, 'deflate_negotiated'))}"
+            ),
+        )
+        lost: Column = ("errors / stalled", lambda c: f"{med(c, 'errors')} / {med(c, 'stalled')}")
+        columns = [SERVER, INTERP, SETTINGS, deflate, metric("echoes/s", "msgs_per_s")]
+        columns += [P50, P99, CPU, lost]
+        out += [f"### Echo: {s['clients']} clients, {s['size']}-byte messages, one in flight"]
+        out += ["", *notes.table(echo, columns, 4)]
+    if idle:
+        columns = [SERVER, INTERP, metric("connections", "connections")]
+        columns += [metric("failed", "failed"), metric("s to open all", "open_s", 1)]
+        columns += [metric("KiB per connection", "kib_per_connection", 1)]
+        columns += [metric("broadcast: queued", "broadcast_queued_ms")]
+        columns += [metric("broadcast: all received", "broadcast_received_ms")]
+        out += [f"### Idle connections, then {s['broadcasts']} broadcasts to all", ""]
+        out += notes.table(idle, columns, 2)
+    return out
+
+
+def scaling_table(cells: list[Cell], notes: Notes) -> list[str]:
+    """Per interpreter and workload: req/s ÷ req/s at workers=1, paired per round."""
+    others = list(dict.fromkeys(c["settings"] for c in cells if c["settings"] != "workers=1"))
+    rows = []
+    for label in dict.fromkeys(c["interpreter"] for c in cells):
+        for work in dict.fromkeys(c["workload"] for c in cells):
+            base = one(cells, interpreter=label, workload=work, settings="workers=1")
+            tops = [one(cells, interpreter=label, workload=work, settings=s) for s in others]
+            marks = "".join(dict.fromkeys(notes.mark(c) for c in [base, *tops] if c))
+            rows.append([label + marks, work, *(paired_ratio(t, base) for t in tops)])
+    titles = [f"{s.removeprefix('workers=')} ÷ 1 worker" for s in others]
+    return table(["interpreter", "workload", *titles], rows, 2)
+
+
+def compression(data: Data, notes: Notes) -> list[str]:
+    columns = [INTERP, ("coding", lambda c: c["workload"]), SETTINGS, RPS, P99]
+    columns += [metric("body bytes (Content-Length)", "body_bytes")]
+    columns += [metric("bytes per response read by wrk", "bytes_per_response"), CPU]
+    out = [f"![req/s by workers]({COMPRESSION_CHART})", ""]
+    out += notes.table(data["cells"], columns, 3)
+    out += ["Scaling, the median over the rounds of req/s ÷ req/s at 1 worker in that round:"]
+    return [*out, "", *scaling_table(data["cells"], notes)]
+
+
+def scaling(data: Data, notes: Notes) -> list[str]:
+    out = notes.table(data["cells"], [INTERP, SETTINGS, WORKLOAD, RPS, P99, CPU], 3)
+    return out + scaling_table(data["cells"], notes)
+
+
+def slowloris(data: Data, notes: Notes) -> list[str]:
+    still = metric("attackers still open after header_timeout", "attackers_still_open")
+    columns = [INTERP, SETTINGS, WORKLOAD, metric("normal client's requests", "requests")]
+    return notes.table(data["cells"], [*columns, P50, P99, still], 3)
+
+
+def soak(data: Data, notes: Notes) -> list[str]:
+    out = []
+    for c in data["cells"]:
+        m = c["median"]
+        kinds = dict.fromkeys(k.rsplit(" ", 1)[0] for k in m if k.endswith((" ok", " failed")))
+        faults = [k.removesuffix(" as expected") for k in m if k.endswith(" as expected")]
+        out += [f"### {c['interpreter']}{notes.mark(c)}: {c['workload']}", ""]
+        rows = [[k, num(m[f"{k} ok"]), num(m[f"{k} failed"])] for k in kinds]
+        out += table(["well-formed", "answered correctly", "failed"], rows, 1)
+        rows = [[k, num(m[f"{k} as expected"]), num(m[f"{k} otherwise"])] for k in faults]
+        out += table(["fault", "handled as expected", "otherwise"], rows, 1)
+        checks = [
+            f"{k[7:]}: {'pass' if v else '**FAIL**'}" for k, v in m.items() if k[:7] == "check: "
+        ]
+        text = f"fds {m['fds start']} at the start, {m['fds peak']} at the peak, {m['fds end']}"
+        text += f" after the load; threads {m['threads start']} / {m['threads peak']} /"
+        text += f" {m['threads end']}; RSS {m['rss_mb start']:.1f} MB idle,"
+        text += f" {m['rss_mb after_warmup']:.1f} MB after the warm-up, {m['rss_mb end']:.1f}"
+        text += f" MB at the end ({m['rss_mb growth_after_warmup']:+.1f} MB"
+        text += ", flagged" * bool(m["rss_growth_flag"]) + f"); {num(m['raising_handler_500s'])}"
+        text += f" 500s from the raising handler. Checks: {'; '.join(checks)}."
+        out += [text, ""]
+    return out
+
+
+def micro(data: Data, notes: Notes) -> list[str]:
+    out = []
+    for script in dict.fromkeys(c["server"] for c in data["cells"]):
+        group = pick(data["cells"], server=script)
+        keys = [
+            k for k in dict.fromkeys(k for c in group for k in c["median"]) if k not in CPU_KEYS
+        ]
+        rows = [
+            [k] + [num(v := med(c, k), 0 if (v or 0) >= 100 else 2) for c in group] for k in keys
+        ]
+        labels = [c["interpreter"] + notes.mark(c) for c in group]
+        out += [f"### `bench/micro/{script}`: {group[0]['workload']}", ""]
+        out += table(["case", *labels], rows, 1)
+    return out
+
+
+CPU_KEYS = {"server_cpu", "client_cpu", "other_cpu", "busiest_thread", "gil_enabled"}
+SECTIONS: dict[str, Callable[[Data, Notes], list[str]]] = {
+    "http1": http1,
+    "plumbing": plumbing,
+    "h2": h2,
+    "websocket": websocket,
+    "compression": compression,
+    "scaling": scaling,
+    "slowloris": slowloris,
+    "soak": soak,
+    "micro": micro,
+}
+
+
+def performance_page(results: dict[str, tuple[Path, Data]]) -> str:
+    out = ["# Performance", ""]
+    out += [
+        "Generated by `bench/report.py` from the JSON that `./bench/run --save` writes under"
+        " `docs/results/`: rerun those, don't edit this page. One small shared machine, with"
+        " the load generator on the same cores: compare rows within a table, not with other"
+        " machines.",
         "",
     ]
-    if chart:
-        out += [f"![req/s by workers]({COMPRESSION_CHART})", ""]
-    body = []
-    for c in data["cells"]:
-        body.append(
-            [
-                c["interpreter"],
-                c["coding"],
-                c["workers_label"],
-                fmt_int(c["rps"]),
-                f"{c.get('quiet_rounds', '?')} of {len(c.get('samples') or [])}",
-                fmt_ms(c["p99_ms"]),
-                fmt_int(c["body_bytes"]),
-                fmt_int(c["wire_bytes"]),
-                fmt_float(c["server_cpu"]),
-            ]
+    for driver, (path, data) in results.items():
+        notes = Notes()
+        out += header(path, data) + SECTIONS[driver](data, notes) + notes.render()
+    return "\n".join(out).rstrip() + "\n"
+
+
+# The README's table: HTTP/1.1 by workload and server, then a line per other driver.
+
+README_COLUMNS = [("mummy", "3.13t"), ("mummy", "3.13")]
+README_COLUMNS += [(peer, "3.13t") for peer in ("granian", "uvicorn", "gunicorn", "waitress")]
+
+
+def readme_block(results: dict[str, tuple[Path, Data]]) -> list[str]:
+    out = []
+    if "http1" in results:
+        path, data = results["http1"]
+        rows = main_rows(data)
+        columns = [col for col in README_COLUMNS if pick(rows, server=col[0], interpreter=col[1])]
+        body = []
+        for workload in PATH_TITLES:
+            line = [f"`{workload}`, {data['settings']['connections'][workload]} conns"]
+            for server, label in columns:
+                cell = one(rows, server=server, interpreter=label, workload=workload)
+                text = num(med(cell, "rps"))
+                if cell is not None and (server, label) == README_COLUMNS[0]:
+                    text = f"**{text}** (p99 {ms(med(cell, 'p99_ms'))})"
+                line.append(text)
+            if any(text != "—" for text in line[1:]):
+                body.append(line)
+        m, rounds = data["machine"], data["settings"]["rounds"]
+        text = f"HTTP/1.1 req/s (`{source(path)}`: {m['date'][:10]}, {m['cpu']}, {m['cores']}"
+        text += " cores" + (", **a --quick smoke run**" if data["quick"] else "")
+        text += f"; the median of {rounds} interleaved rounds; all tables in"
+        text += " `docs/performance.md`):"
+        out += [text, "", *table(["workload", *(f"{s} {i}" for s, i in columns)], body, 1)]
+    for driver, (_, data) in results.items():
+        if driver in HEADLINES:
+            out.append(f"- {HEADLINES[driver](data['cells'])}")
+    return [*out, ""]
+
+
+def headline_plumbing(cells: list[Cell]) -> str:
+    parts = [f"{c['server']} {c['settings']} {num(med(c, 'rps'))}" for c in cells]
+    return "Plumbing ceiling and mummy on `/`, req/s: " + ", ".join(parts)
+
+
+def headline_h2(cells: list[Cell]) -> str:
+    parts = [f"{c['server']} {c['interpreter']} {num(med(c, 'rps'))}" for c in cells]
+    return "HTTP/2 (h2c, `h2load -c 10 -m 10`) on `/`, req/s: " + ", ".join(parts)
+
+
+def headline_websocket(cells: list[Cell]) -> str:
+    parts = []
+    for c in cells:
+        who = f"{c['server']} {c['interpreter']}"
+        if c["workload"].startswith("echo"):
+            parts.append(f"{who}, {c['workload']}: {num(med(c, 'msgs_per_s'))} msg/s")
+        else:
+            parts.append(f"{who}, {c['workload']}: {num(med(c, 'kib_per_connection'), 1)} KiB each")
+    return "WebSockets: " + "; ".join(parts)
+
+
+def headline_ratios(title: str, cells: list[Cell]) -> str:
+    """workers=2 ÷ workers=1, per interpreter and workload."""
+    parts = []
+    for c in pick(cells, settings="workers=2"):
+        base = one(
+            cells, interpreter=c["interpreter"], workload=c["workload"], settings="workers=1"
         )
-    header = ["interpreter", "coding", "workers", "req/s", "quiet rounds", "p99", "body bytes"]
-    header += ["bytes/response on the wire", "server CPU (cores)"]
-    out += [*table(header, body, 2), ""]
-    scaling = data.get("scaling") or []
-    if scaling:
-        counts = sorted({int(w) for row in scaling for w in row["ratio"]} - {1})
-        header = ["interpreter", "coding", *(f"{w} ÷ 1 workers" for w in counts)]
-        body = [
-            [row["interpreter"], row["coding"]] + [ratio_cell(row, str(w)) for w in counts]
-            for row in scaling
-        ]
-        out += [
-            "Scaling: req/s ÷ req/s with 1 worker in the same round, median over the rounds in"
-            " which other processes left both runs alone (how many such rounds in brackets;"
-            " over all rounds when there were none):",
-            "",
-            *table(header, body, 2),
-            "",
-        ]
-    trouble = [c for c in data["cells"] if c.get("errors") or (c.get("other_cpu") or 0) > 0.2]
-    if trouble:
-        out += ["Problems reported by the run:", ""]
-        for c in trouble:
-            notes = list(c.get("errors") or [])
-            if (c.get("other_cpu") or 0) > 0.2:
-                notes.append(
-                    f"no quiet round; other processes used up to {c['other_cpu']:.2f} cores"
-                )
-            out.append(
-                f"- {c['interpreter']} {c['coding']} {c['workers_label']}: {'; '.join(notes)}"
-            )
-        out += [""]
-    return out
+        parts.append(f"{c['workload']} on {c['interpreter']} {paired_ratio(c, base)}")
+    return f"{title}, 2 ÷ 1 workers: " + ", ".join(parts)
 
 
-def ratio_cell(row: dict[str, Any], workers: str) -> str:
-    if workers not in row["ratio"]:
-        return "—"
-    quiet = row.get("quiet_pairs", {}).get(workers)
-    note = "" if quiet is None else f" ({quiet} of {row.get('rounds', '?')} quiet)"
-    return f"{row['ratio'][workers]:.2f}x{note}"
+def headline_slowloris(cells: list[Cell]) -> str:
+    parts = [
+        f"{c['interpreter']} with {c['workload']} {ms(med(c, 'p99_ms'))}"
+        f" ({num(med(c, 'attackers_still_open'))} still open after header_timeout)"
+        for c in cells
+    ]
+    return "A normal client's p99 among slowloris attackers: " + ", ".join(parts)
 
 
-def websocket_sections(data: dict[str, Any], source: Path) -> list[str]:
-    written = datetime.datetime.fromtimestamp(source.stat().st_mtime, datetime.UTC)
-    when = written.isoformat(timespec="minutes")
-    out = ["## WebSockets", "", f"From `{source_line(source)}` (bench/websocket.py), {when}.", ""]
-    echo = data.get("echo") or []
-    if echo:
-        args = data.get("args", {})
-        out += [
-            f"Echo: {args.get('clients', '?')} clients, {args.get('size', '?')}-byte text messages,"
-            f" one in flight per client, {args.get('duration', '?')} s.",
-            "",
-        ]
-        body = [
-            [
-                e["server"],
-                e["interpreter"],
-                e.get("settings", ""),
-                "yes" if e.get("deflate_offered") else "no",
-                {True: "yes", False: "no"}.get(e.get("deflate"), "—"),
-                fmt_int(e.get("msgs_per_s")),
-                fmt_ms(e.get("p50_ms")),
-                fmt_ms(e.get("p99_ms")),
-                fmt_float(e.get("other_cpu")),
-                one_line(e["error"]) if e.get("error") else str(e.get("errors", 0)),
-            ]
-            for e in echo
-        ]
-        header = ["server", "interpreter", "settings", "deflate offered", "negotiated"]
-        header += ["echoes/s", "p50", "p99", "other processes' CPU (cores)", "errors"]
-        out += [*table(header, body, 5), ""]
-    idle = data.get("idle") or []
-    if idle:
-        body = [
-            [
-                i["server"],
-                i["interpreter"],
-                fmt_int(i.get("connections")),
-                fmt_int(i.get("failed")),
-                fmt_float(i.get("open_s")),
-                fmt_float(i.get("kib_per_connection"), 1),
-                fmt_ms(median_of(b.get("all_received_ms") for b in i.get("broadcasts") or [])),
-                one_line(i["error"]) if i.get("error") else "",
-            ]
-            for i in idle
-        ]
-        header = ["server", "interpreter", "connections", "failed", "seconds to open all"]
-        header += ["KiB per idle connection", "broadcast to all, median", "error"]
-        out += ["Idle connections:", "", *table(header, body, 2), ""]
-    if not echo and not idle:
-        out += ["(the file has no results)", ""]
-    return out
+def headline_soak(cells: list[Cell]) -> str:
+    parts = []
+    for c in cells:
+        m = c["median"]
+        answered = sum(v for k, v in m.items() if k.endswith(" ok"))
+        passed = all(v for k, v in m.items() if k.startswith("check: "))
+        parts.append(
+            f"{c['interpreter']} {c['workload']}: {num(answered)} well-formed requests answered,"
+            f" checks {'passed' if passed else 'FAILED'},"
+            f" RSS {m['rss_mb growth_after_warmup']:+.1f} MB after the warm-up"
+        )
+    return "Soak with faults: " + "; ".join(parts)
 
 
-def one_line(text: str) -> str:
-    """An error for a table cell: its last line (a traceback's is the exception)."""
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return (lines[-1] if lines else "").replace("|", "/")
+HEADLINES: dict[str, Callable[[list[Cell]], str]] = {
+    "plumbing": headline_plumbing,
+    "h2": lambda cells: headline_h2(pick(cells, workload="/")),
+    "websocket": headline_websocket,
+    "compression": lambda cells: headline_ratios("Compression (~100 KB JSON)", cells),
+    "scaling": lambda cells: headline_ratios("GIL vs no GIL", cells),
+    "slowloris": headline_slowloris,
+    "soak": headline_soak,
+}
 
 
-def median_of(values: Any) -> float | None:
-    present = sorted(v for v in values if v is not None)
-    return present[(len(present) - 1) // 2] if present else None
-
-
-# Charts.
-
-
-def charts(run: HttpRun | None, compression: dict[str, Any] | None, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
-    written = []
-    if run is not None:
-        written.append(http_chart(plt, run, out_dir / HTTP_CHART))
-        if gil_pairs(run):
-            written.append(gil_chart(plt, run, out_dir / GIL_CHART))
-    if compression is not None:
-        written.append(compression_chart(plt, compression, out_dir / COMPRESSION_CHART))
-    return written
-
-
-def save(plt: Any, fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    # No software/date metadata: the same results give byte-identical PNGs.
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return path
-
-
-def http_chart(plt: Any, run: HttpRun, path: Path) -> Path:
-    paths = [p for p in PATHS if any(r.path == p for r in run.rows)]
-    fig, axes = plt.subplots(len(paths), 1, figsize=(9, 3.1 * len(paths)), squeeze=False)
-    for ax, p in zip(axes[:, 0], paths, strict=True):
-        rows = [r for r in run.rows if r.path == p and r.server != "mummy (sweep)"]
-        servers = list(dict.fromkeys(r.server for r in rows))
-        width = 0.38
-        for offset, interp in ((-width / 2, FT), (width / 2, GIL)):
-            xs, ys = [], []
-            for i, server in enumerate(servers):
-                row = next(
-                    (r for r in rows if r.server == server and r.interpreter == interp), None
-                )
-                if row is not None and row.rps:
-                    xs.append(i + offset)
-                    ys.append(row.rps)
-            bars = ax.bar(xs, ys, width, label=interp, color=COLORS[interp])
-            ax.bar_label(bars, labels=[f"{y:,.0f}" for y in ys], fontsize=7, padding=2)
-        ax.set_xticks(range(len(servers)), servers)
-        ax.set_ylabel("req/s")
-        ax.yaxis.set_major_formatter(THOUSANDS)
-        ax.set_title(PATH_TITLES[p].replace("`", ""), loc="left")
-        ax.margins(y=0.15)
-    axes[0, 0].legend(title="interpreter", frameon=False)
-    cores = re.search(r"(\d+) cores", run.meta.get("Machine", ""))
-    where = f", {cores.group(1)} cores shared with wrk" if cores else ""
-    fig.suptitle(f"HTTP/1.1 req/s by server (higher is better{where})")
-    return save(plt, fig, path)
-
-
-def gil_chart(plt: Any, run: HttpRun, path: Path) -> Path:
-    pairs = gil_pairs(run)
-    servers = list(dict.fromkeys(server for server, _ in pairs))
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    width = 0.8 / len(PATHS)
-    for k, p in enumerate(PATHS):
-        xs, ys = [], []
-        for i, server in enumerate(servers):
-            if (server, p) in pairs:
-                ft, gil = pairs[(server, p)]
-                xs.append(i + (k - (len(PATHS) - 1) / 2) * width)
-                ys.append((ft.rps or 0) / (gil.rps or 1))
-        bars = ax.bar(xs, ys, width, label=p)
-        ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7, padding=2)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(servers)), servers)
-    ax.set_ylabel("3.13t req/s ÷ 3.13 req/s")
-    ax.set_title("Free-threaded vs GIL build, same server and settings (above 1: 3.13t faster)")
-    ax.legend(title="path", frameon=False)
-    ax.margins(y=0.15)
-    return save(plt, fig, path)
-
-
-def compression_chart(plt: Any, data: dict[str, Any], path: Path) -> Path:
-    cells = data["cells"]
-    labels = list(
-        dict.fromkeys(c["workers_label"] for c in sorted(cells, key=lambda c: c["workers"]))
-    )
-    fig, ax = plt.subplots(figsize=(8, 4))
-    styles = {"zstd": "-", "gzip": "--", "deflate": ":"}
-    for interp in (FT, GIL):
-        for coding in dict.fromkeys(c["coding"] for c in cells):
-            group = [c for c in cells if c["interpreter"] == interp and c["coding"] == coding]
-            if not group:
-                continue
-            group.sort(key=lambda c: c["workers"])
-            xs = [labels.index(c["workers_label"]) for c in group if c["rps"]]
-            ys = [c["rps"] for c in group if c["rps"]]
-            ax.plot(xs, ys, styles.get(coding, "-"), marker="o", color=COLORS[interp])
-            ax.annotate(
-                f"{interp} {coding}",
-                (xs[-1], ys[-1]),
-                xytext=(6, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=8,
-            )
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_xlabel("workers")
-    ax.set_ylabel("req/s")
-    ax.yaxis.set_major_formatter(THOUSANDS)
-    ax.set_ylim(bottom=0)
-    ax.set_xlim(-0.2, len(labels) - 0.3)
-    ax.set_title(
-        f"~100 KB JSON, compressed per response ({data['machine']['cores']} cores shared with wrk)"
-    )
-    return save(plt, fig, path)
-
-
-# Main.
-
-
-def newest(pattern: str) -> Path | None:
-    found = sorted(RESULTS.glob(pattern), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--http", type=Path, help="an http_servers.py run (.md or .json)")
-    parser.add_argument(
-        "--compression",
-        type=Path,
-        action="append",
-        help="bench/compression.py's JSON; repeat for several (default: every"
-        " bench/results/compression*.json, compression.json first, which gets the chart)",
-    )
-    parser.add_argument("--websocket", type=Path, help="bench/websocket.py's JSON")
-    parser.add_argument("--out", type=Path, default=DOCS, help="where to write (docs/)")
-    parser.add_argument("--no-charts", action="store_true", help="markdown only")
-    return parser.parse_args()
+def write_readme(readme: Path, block: list[str]) -> bool:
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    before, rest = text.split(README_BEGIN, 1)
+    after = rest.split(README_END, 1)[1]
+    readme.write_text(before + README_BEGIN + "\n" + "\n".join(block) + README_END + after)
+    return True
 
 
 def main() -> None:
-    args = parse_args()
-    http_path = args.http or newest_http_run(RESULTS / "runs")
-    compression_paths = args.compression or sorted(
-        RESULTS.glob("compression*.json"), key=lambda p: (p.name != "compression.json", p.name)
-    )
-    websocket_path = args.websocket or newest("websocket*.json")
-
-    run = read_http(http_path) if http_path and http_path.exists() else None
-    compressions = [(p, json.loads(p.read_text())) for p in compression_paths if p.exists()]
-    compression = compressions[0][1] if compressions else None
-    websocket = None
-    if websocket_path is not None and websocket_path.exists():
-        websocket = json.loads(websocket_path.read_text())
-    for name, found in (("HTTP", run), ("compression", compression), ("WebSocket", websocket)):
-        if found is None:
-            print(f"no {name} results found: leaving that section out", file=sys.stderr)
-    if run is None and compression is None and websocket is None:
-        sys.exit("nothing to report: run bench/http_servers.py, compression.py or websocket.py")
-
-    out = [
-        "# Performance",
-        "",
-        "Generated by `bench/report.py` from the results of the benchmark scripts in `bench/`;"
-        " edit those, not this file. Numbers come from one small shared machine, with the load"
-        " generator on the same cores: compare rows within a table, not with other machines.",
-        "",
-    ]
-    if run is not None:
-        out += http_sections(run)
-    for i, (path, data) in enumerate(compressions):
-        out += compression_sections(data, path, chart=i == 0)
-    if websocket is not None and websocket_path is not None:
-        out += websocket_sections(websocket, websocket_path)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=REPO / "docs/results", help="JSON dir")
+    parser.add_argument("--out", type=Path, default=REPO / "docs", help="page and charts dir")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="its table")
+    parser.add_argument("--no-charts", action="store_true", help="markdown only")
+    args = parser.parse_args()
+    results = read_results(args.results)
+    if not results:
+        sys.exit(f"no results in {args.results}: run ./bench/run --save first")
+    if missing := [d for d in DRIVERS if d not in results]:
+        print(f"no results for {', '.join(missing)}: left out", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / "performance.md"
-    target.write_text("\n".join(out).rstrip() + "\n")
-    print(f"wrote {source_line(target)}")
-    if args.no_charts:
-        return
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        sys.exit("charts need matplotlib: run from .venv-gil, or pass --no-charts")
-    for path in charts(run, compression, args.out):
-        print(f"wrote {source_line(path)}")
+    page = args.out / "performance.md"
+    page.write_text(performance_page(results))
+    print(f"wrote {source(page)}")
+    block = readme_block(results)
+    if write_readme(args.readme, block):
+        print(f"wrote the performance table of {source(args.readme)}")
+    else:
+        print(f"{source(args.readme)} has no {README_BEGIN} ... {README_END}; the table:\n")
+        print("\n".join(block))
+    if not args.no_charts:
+        try:
+            import charts
+        except ImportError as exc:
+            sys.exit(f"charts need matplotlib ({exc}): run from .venv-gil, or --no-charts")
+        for path in charts.write(results, args.out):
+            print(f"wrote {source(path)}")
 
 
 if __name__ == "__main__":
