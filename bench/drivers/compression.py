@@ -18,10 +18,11 @@ DEFAULT_WORKERS = 10 * CORES  # mummy.Server's default
 CONNECTIONS = 32
 
 
-def coding(name: str) -> Workload:
+def coding(name: str, warmup_s: float) -> Workload:
     """wrk with that Accept-Encoding, after checking the server answers with it; adds the
     compressed body's Content-Length."""
-    work = load.wrk(name, "/", CONNECTIONS, headers={"Accept-Encoding": name})
+    headers = {"Accept-Encoding": name}
+    work = load.wrk(name, "/", CONNECTIONS, headers=headers, warmup_s=warmup_s)
     timed = work.measure
 
     def measure(running: Running, seconds: float) -> Sample:
@@ -48,6 +49,6 @@ def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
             args = [] if default else [str(workers)]
             settings = f"workers={workers}" + (" (default)" if default else "")
             spec = ctx.mummy(interp, "compression_app.py", args, settings)
-            groups.append(Group(spec, [coding(c) for c in codings]))
+            groups.append(Group(spec, [coding(c, ctx.warmup(1)) for c in codings]))
     settings = {"workers": counts, "default_workers": DEFAULT_WORKERS, "connections": CONNECTIONS}
     return groups, settings

@@ -23,7 +23,7 @@ def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
     groups = []
 
     def add(spec: ServerSpec, on: list[str]) -> None:
-        groups.append(Group(spec, [load.h2load(p, p, CLIENTS, STREAMS) for p in on]))
+        groups.append(Group(spec, [load.h2load(p, p, CLIENTS, STREAMS, ctx.warmup(1)) for p in on]))
 
     for interp in ctx.builds("ft") if ctx.quick else ctx.builds():
         for path in paths:

@@ -51,7 +51,9 @@ def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
 
     def add(spec: ServerSpec, paths: list[str]) -> None:
         if paths:
-            groups.append(Group(spec, [load.wrk(p, p, CONNECTIONS[p]) for p in paths]))
+            groups.append(
+                Group(spec, [load.wrk(p, p, CONNECTIONS[p], warmup_s=ctx.warmup(1)) for p in paths])
+            )
 
     builds = ctx.builds("ft") if ctx.quick else ctx.builds()
     for interp in builds:

@@ -29,8 +29,8 @@ def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
                 str(threads),
             )
             spec = ServerSpec("plumbing ceiling", interp, settings, argv)
-            groups.append(Group(spec, [load.wrk("/", "/", CONNECTIONS)]))
+            groups.append(Group(spec, [load.wrk("/", "/", CONNECTIONS, warmup_s=ctx.warmup(1))]))
         for workers in () if ctx.quick else WORKERS:
             spec = ctx.mummy(interp, "mummy_app.py", [str(workers)], f"workers={workers}")
-            groups.append(Group(spec, [load.wrk("/", "/", CONNECTIONS)]))
+            groups.append(Group(spec, [load.wrk("/", "/", CONNECTIONS, warmup_s=ctx.warmup(1))]))
     return groups, {"threads": THREADS, "mummy_workers": WORKERS, "connections": CONNECTIONS}

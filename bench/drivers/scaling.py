@@ -17,5 +17,7 @@ def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
     for interp in ctx.builds():
         for workers in (1, 2):
             spec = ctx.mummy(interp, "mummy_app.py", [str(workers)], f"workers={workers}")
-            groups.append(Group(spec, [load.wrk("/cpu", "/cpu", 8, threads=1)]))
+            groups.append(
+                Group(spec, [load.wrk("/cpu", "/cpu", 8, threads=1, warmup_s=ctx.warmup(1))])
+            )
     return groups, {"connections": 8, "wrk_threads": 1}

@@ -21,7 +21,8 @@ IDLE, BROADCASTS = 10_000, 5
 def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
     load.ensure_ws_client()
     echo = [
-        load.ws_echo(CLIENTS, SIZE, deflate) for deflate in (False, True)[: 1 if ctx.quick else 2]
+        load.ws_echo(CLIENTS, SIZE, deflate, ctx.warmup(2))
+        for deflate in (False, True)[: 1 if ctx.quick else 2]
     ]
     idle, broadcasts = (200, 1) if ctx.quick else (IDLE, BROADCASTS)
     groups = []

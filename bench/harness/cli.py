@@ -101,6 +101,7 @@ def main() -> int:
     for key, why in missing.items():
         print(f"skipping every {key} cell: {why}", flush=True)
     shutil.rmtree(LOGS, ignore_errors=True)
+    revision = machine.mummy_revision()
     snapshot = None if args.live else procs.snapshot_mummy()
     status = 0
     started = time.monotonic()
@@ -119,7 +120,7 @@ def main() -> int:
             title=driver.TITLE,
             quick=args.quick,
             invocation=["./bench/run", *sys.argv[1:]],
-            machine=machine.describe(),
+            machine={**machine.describe(), **revision},
             interpreters={i.label: i.describe() for i in interpreters.values()},
             tools=load.versions(),
             peers=ctx.peers,

@@ -82,15 +82,12 @@ def first_line(argv: list[str]) -> str:
 
 
 def describe() -> dict[str, object]:
-    """CPU model, cores, kernel, the time and the mummy revision measured."""
+    """CPU model, cores, kernel and the time."""
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    git = ["git", "-C", str(REPO)]
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run([*git, "status", "--porcelain", "mummy"], capture_output=True, text=True)
     return {
         "cpu": model,
         "cores": CORES,
@@ -98,6 +95,16 @@ def describe() -> dict[str, object]:
         "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def mummy_revision() -> dict[str, object]:
+    """The commit of the tree and whether mummy/ differs from it: taken when the copy of
+    mummy/ that the servers run is made."""
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "mummy"], capture_output=True, text=True)
+    return {
         "mummy_commit": head.stdout.strip() or "unknown",
         "mummy_uncommitted_changes": bool(dirty.stdout.strip()),
     }

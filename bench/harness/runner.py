@@ -103,6 +103,10 @@ class Context:
     def quick(self) -> bool:
         return self.options.quick
 
+    def warmup(self, seconds: float) -> float:
+        """A load generator's warm-up: none in a --quick smoke run."""
+        return 0.0 if self.quick else seconds
+
     def builds(self, *keys: str) -> list[Interpreter]:
         """The interpreters among `keys` (default: both) that this run has."""
         return [self.interpreters[k] for k in keys or ("ft", "gil") if k in self.interpreters]
