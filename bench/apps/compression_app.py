@@ -2,7 +2,7 @@
 compressed by mummy with whatever the client's Accept-Encoding picks; `/gil`.
 
 Run: .venv-ft/bin/python bench/apps/compression_app.py PORT [WORKERS]
-(workers left out: mummy's default, 10 x CPUs)
+(workers left out: mummy's default)
 """
 
 import sys

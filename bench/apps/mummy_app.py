@@ -2,7 +2,7 @@
 of pure Python, `/gil` whether the GIL is on. Twins for the peers: wsgi_app.py, asgi_app.py.
 
 Run: .venv-ft/bin/python bench/apps/mummy_app.py PORT [WORKERS] [HEADER_TIMEOUT]
-(workers left out: mummy's default, 10 x CPUs; header_timeout: mummy's default)
+(workers and header_timeout left out: mummy's defaults)
 """
 
 import sys

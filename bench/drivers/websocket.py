@@ -1,6 +1,6 @@
 """WebSockets with the Node.js `ws` client (bench/ws-client). Echo: 100 clients, each
 sending a 64-byte text message and waiting for its echo before the next, without and
-with permessage-deflate offered, on mummy (3.13t and GIL build, default workers),
+with permessage-deflate offered, on mummy (3.13t and GIL build, its default workers),
 uvicorn (--ws websockets) and granian ASGI on 3.13t. Idle: 10,000 WebSockets opened on
 mummy (deflate offered): the server's RSS before and after is the memory a connection
 costs, then 5 broadcasts to all of them are timed. --quick: echo without deflate and 200
@@ -27,9 +27,7 @@ def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
     idle, broadcasts = (200, 1) if ctx.quick else (IDLE, BROADCASTS)
     groups = []
     for interp in ctx.builds("ft") if ctx.quick else ctx.builds():
-        spec = ctx.mummy(
-            interp, "ws_app.py", [], "default workers (10 x CPUs), websocket_compression=True"
-        )
+        spec = ctx.mummy(interp, "ws_app.py", [], "default workers, websocket_compression=True")
         groups.append(Group(spec, echo))
         # A server of its own: its RSS before the connections open is not the echo's.
         groups.append(Group(spec, [load.ws_idle(idle, broadcasts)]))
