@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mummy import Server, __version__
+from mummy.core.config import DEFAULT_MAX_WORKERS, DEFAULT_MIN_WORKERS
 from mummy.errors import MummyError
 
 
@@ -55,7 +56,31 @@ def parser() -> argparse.ArgumentParser:
     bind.add_argument("--uds", default=None, help="bind to this Unix domain socket instead")
     bind.add_argument("--fd", type=int, default=None, help="serve an inherited listening fd")
     bind.add_argument("--reuse-port", action="store_true", help="set SO_REUSEPORT")
-    p.add_argument("--workers", type=int, default=None, help="worker threads (default 10 x CPUs)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="exactly N worker threads; unset: an adaptive pool (--min-workers..--max-workers)",
+    )
+    p.add_argument(
+        "--min-workers",
+        type=int,
+        default=None,
+        help=f"adaptive pool: threads kept hot; unset: 2 x CPUs ({DEFAULT_MIN_WORKERS} here). It "
+        "grows while requests wait and the CPU is idle (handlers blocking)",
+    )
+    p.add_argument(
+        "--max-workers",
+        type=int,
+        default=None,
+        help=f"adaptive pool: at most N threads; unset: {DEFAULT_MAX_WORKERS}",
+    )
+    p.add_argument(
+        "--worker-idle-timeout",
+        type=float,
+        default=30.0,
+        help="adaptive pool: a thread idle this many seconds retires",
+    )
     logs = p.add_argument_group("logging")
     logs.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"]
@@ -87,7 +112,8 @@ def parser() -> argparse.ArgumentParser:
 def build_server(args: argparse.Namespace) -> Server:
     target = load(args.app)
     if isinstance(target, Server):
-        if args.workers is not None or args.wsgi:
+        pool_flags = (args.workers, args.min_workers, args.max_workers)
+        if any(flag is not None for flag in pool_flags) or args.wsgi:
             raise MummyError("APP is a Server already: configure it in code, not with flags")
         return target
     if args.wsgi:
@@ -104,6 +130,9 @@ def build_server(args: argparse.Namespace) -> Server:
     return Server(
         target,
         workers=args.workers,
+        min_workers=args.min_workers,
+        max_workers=args.max_workers,
+        worker_idle_timeout=args.worker_idle_timeout,
         max_headers_len=args.max_headers_len,
         max_body_len=args.max_body_len,
         max_connections=args.max_connections,

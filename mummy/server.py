@@ -20,7 +20,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from mummy.core.config import DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, ServerConfig, default_workers
+from mummy.core.config import DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, ServerConfig
 from mummy.core.listener import make_listener
 from mummy.core.loop import EventLoop
 from mummy.core.messages import (
@@ -56,9 +56,12 @@ class Server:
     >>> server = mummy.Server(handler)
     >>> server.serve(8080)  # blocks; Ctrl-C stops it gracefully
 
-    `workers` defaults to 10 x the number of CPUs: handlers may block (sleep,
-    query a database) without stalling anyone else. Every option is readable as
-    an attribute (`server.workers`, `server.http2`...).
+    The default worker pool adapts: `min_workers` threads (2 x CPUs) that grow
+    up to `max_workers` (256) while requests wait and the CPU is idle, that is,
+    while handlers block (sleep, query a database), and shrink back after
+    `worker_idle_timeout` seconds idle. `workers=N` fixes the pool at exactly N.
+    Every option is readable as an attribute (`server.workers`, which is None for
+    the adaptive pool, `server.min_workers`, `server.http2`...).
     """
 
     def __init__(
@@ -67,6 +70,9 @@ class Server:
         websocket_handler: Callable[[WebSocket, Event, Message | None], None] | None = None,
         *,
         workers: int | None = None,
+        min_workers: int | None = None,
+        max_workers: int | None = None,
+        worker_idle_timeout: float = 30.0,
         max_headers_len: int = 8192,
         max_body_len: int = 1 << 20,
         max_message_len: int = 1 << 16,
@@ -100,7 +106,10 @@ class Server:
         self.handler = handler
         self.websocket_handler = websocket_handler
         self.config = ServerConfig(
-            workers=workers if workers is not None else default_workers(),
+            workers=workers,
+            min_workers=min_workers,
+            max_workers=max_workers,
+            worker_idle_timeout=worker_idle_timeout,
             max_headers_len=max_headers_len,
             max_body_len=max_body_len,
             max_message_len=max_message_len,
@@ -178,7 +187,14 @@ class Server:
         ctx = ResponseContext(closing=lambda: loop.closing, config=config)
         make_request = functools.partial(Request, ctx=ctx)
         runtime = WorkerRuntime(config, self.handler, make_request, self._dispatch_websocket)
-        self._pool = WorkerPool(config.workers, ring, runtime.run)
+        low, high = config.pool_bounds()
+        self._pool = WorkerPool(
+            ring,
+            runtime.run,
+            min_workers=low,
+            max_workers=high,
+            idle_timeout=config.worker_idle_timeout,
+        )
         self._pool.start()
         self._io_thread = threading.Thread(target=self._io_main, name="mummy-io", daemon=True)
         self._io_thread.start()
@@ -192,9 +208,9 @@ class Server:
             scheme = "https" if ssl_context is not None else "http"
             where = f"{scheme}://{host}:{self._port}"
         log.info(
-            "mummy listening on %s (%d workers, %s)",
+            "mummy listening on %s (%s, %s)",
             where,
-            config.workers,
+            config.describe_pool(),
             "free-threaded" if not _gil_enabled() else "GIL build",
         )
 

@@ -5,9 +5,22 @@ from dataclasses import dataclass, field
 
 from mummy.errors import MummyError
 
-# Chosen from the size/speed table in docs/compression.md (bench/compression_levels.py).
+# Chosen from the size/speed table in docs/compression.md (bench/micro/compression_levels.py).
 DEFAULT_GZIP_LEVEL = 5
 DEFAULT_ZSTD_LEVEL = 3
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+# The adaptive pool's bounds (docs/performance.md has the measurements): 2 x cores
+# hot threads serve CPU-bound and short requests best; blocking handlers grow it.
+DEFAULT_MIN_WORKERS = max(2, 2 * available_cores())
+DEFAULT_MAX_WORKERS = 256
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -29,7 +42,11 @@ def _seconds(name: str, value: object, *, optional: bool = False) -> float | Non
 class ServerConfig:
     """`mummy.Server`'s keyword options (the README's table says what each does)."""
 
-    workers: int
+    # None: an adaptive pool of min_workers..max_workers threads; N: exactly N.
+    workers: int | None = None
+    min_workers: int | None = None  # normalized: the pool's floor
+    max_workers: int | None = None  # normalized: the pool's ceiling
+    worker_idle_timeout: float = 30.0
     max_headers_len: int = 8192
     max_body_len: int = 1 << 20
     max_message_len: int = 1 << 16
@@ -56,8 +73,8 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         """Check every option (MummyError saying what to do) and normalize types."""
+        self._pool_bounds()
         for name in (
-            "workers",
             "max_headers_len",
             "max_body_len",
             "max_message_len",
@@ -83,9 +100,8 @@ class ServerConfig:
             name: _seconds(name, getattr(self, name))
             for name in ("header_timeout", "body_timeout", "keep_alive_timeout")
         }
-        fixed["websocket_close_timeout"] = _seconds(
-            "websocket_close_timeout", self.websocket_close_timeout
-        )
+        for name in ("websocket_close_timeout", "worker_idle_timeout"):
+            fixed[name] = _seconds(name, getattr(self, name))
         for name in ("queue_timeout", "websocket_ping_interval"):
             fixed[name] = _seconds(name, getattr(self, name), optional=True)
         for name in ("compress", "access_log", "http2"):
@@ -94,7 +110,33 @@ class ServerConfig:
         for name, value in fixed.items():
             object.__setattr__(self, name, value)  # frozen: normalized once, here
 
+    def _pool_bounds(self) -> None:
+        workers, low, high = self.workers, self.min_workers, self.max_workers
+        if workers is not None:
+            _positive_int("workers", workers)
+            if (low is not None and low != workers) or (high is not None and high != workers):
+                raise MummyError(
+                    f"workers={workers} fixes the pool at {workers} threads: leave min_workers "
+                    "and max_workers unset (or drop workers for an adaptive pool)"
+                )
+            low = high = workers
+        else:
+            low = DEFAULT_MIN_WORKERS if low is None else _positive_int("min_workers", low)
+            high = DEFAULT_MAX_WORKERS if high is None else _positive_int("max_workers", high)
+            if high < low:
+                raise MummyError(f"max_workers ({high}) must be >= min_workers ({low})")
+        object.__setattr__(self, "min_workers", low)
+        object.__setattr__(self, "max_workers", high)
 
-def default_workers() -> int:
-    """Mummy's default: 10 x the number of CPUs (handlers may block)."""
-    return 10 * (os.cpu_count() or 1)
+    def pool_bounds(self) -> tuple[int, int]:
+        """(min_workers, max_workers), equal for a fixed pool."""
+        low, high = self.min_workers, self.max_workers
+        assert low is not None and high is not None  # set by __post_init__
+        return low, high
+
+    def describe_pool(self) -> str:
+        low, high = self.pool_bounds()
+        if low == high:
+            return f"{low} workers"
+        idle = f"{self.worker_idle_timeout:g}"
+        return f"adaptive pool of {low}-{high} workers, idle ones retire after {idle} s"

@@ -64,9 +64,10 @@ class TaskRing[T]:
         """IO thread only: a task put earlier has finished."""
         self.in_flight -= 1
 
-    def get(self) -> T | None:
-        """Workers: block until a task (or None, the stop signal) arrives."""
-        return self._queue.get()
+    def get(self, timeout: float | None = None) -> T | None:
+        """Workers: block until a task (or None, the stop signal) arrives; raises
+        queue.Empty after `timeout` seconds without one (None: wait forever)."""
+        return self._queue.get(timeout=timeout)
 
     def take_queued(self) -> list[T]:
         """The closing thread: remove the tasks no worker has started yet. Each

@@ -2,42 +2,157 @@
 
 On the free-threaded build the workers run Python truly in parallel; on the
 GIL build they still overlap blocking calls (sleep, IO, a database query).
+
+A fixed pool (`min_workers == max_workers`) is that many threads for the
+server's life. An adaptive pool starts `min_workers` threads and grows towards
+`max_workers` only when tasks wait AND the machine has idle CPU: then the busy
+workers are blocked (sleeping, waiting on a database), not computing, and more
+threads serve more requests. When tasks wait and the CPU is busy, more threads
+would only add contention (3.13t's locks spin with sched_yield when contended),
+so the pool stays. A worker idle for `idle_timeout` retires, down to
+`min_workers`.
+
+Why the machine's idle CPU and not each task's `time.thread_time()` against its
+wall time: `thread_time` is a system call (~0.5 us on 3.13t, twice per task is
+~4% of a hello-world request), and on a busy machine a computing task waits for
+a core too, so its wall time exceeds its CPU time exactly as a blocked task's
+does. Idle CPU is what more threads could use.
+
+Concurrency contract: `_lock` guards `_threads` and `_stopping`; it is taken
+when a thread starts or retires and by `stop`, never per task. The manager
+thread (`mummy-pool`, adaptive pools only) reads `ring.in_flight`, which the IO
+thread writes (an int: a stale value only delays a decision by one check).
 """
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
+from queue import Empty
 
+from mummy.core.config import available_cores
 from mummy.core.ring import TaskRing
 
 log = logging.getLogger("mummy")
 
+CHECK_SECONDS = 0.05  # how often an adaptive pool looks at the ring and the CPU
+GROW_BELOW_BUSY = 0.75  # grow only while the machine's CPUs are busy less than this
+
+
+class CpuMeter:
+    """The share of the CPU that more threads could use that was busy since the
+    last call. Free-threaded: the machine's CPU time, from /proc/stat on Linux
+    (every process counts: a load generator on the same machine too), else this
+    process's over the available cores. With the GIL, Python runs on one core at
+    a time: this process's CPU time over one core."""
+
+    def __init__(self) -> None:
+        gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+        self._cores = 1 if gil else available_cores()
+        self._proc_stat = not gil and os.path.exists("/proc/stat")
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float]:
+        """(busy, total) seconds, cumulative."""
+        if self._proc_stat:
+            try:
+                with open("/proc/stat", "rb") as f:
+                    fields = [int(x) for x in f.readline().split()[1:]]
+                idle = fields[3] + fields[4]  # idle + iowait
+                total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+                tick = os.sysconf("SC_CLK_TCK")
+                return (total - idle) / tick, total / tick
+            except (OSError, ValueError, IndexError):
+                self._proc_stat = False
+        return time.process_time(), time.monotonic() * self._cores
+
+    def busy_share(self) -> float:
+        busy, total = self._sample()
+        last_busy, last_total = self._last
+        self._last = busy, total
+        elapsed = total - last_total
+        return (busy - last_busy) / elapsed if elapsed > 0 else 1.0
+
 
 class WorkerPool[T]:
-    """`count` threads, each looping `run(ring.get())` until told to stop.
+    """Threads looping `run(ring.get())` until told to stop; see the module's
+    contract. `run` must not raise; if it does anyway, the error is logged and
+    the worker goes on with the next task."""
 
-    `run` must not raise; if it does anyway, the error is logged and the worker
-    goes on with the next task.
-    """
-
-    def __init__(self, count: int, ring: TaskRing[T], run: Callable[[T], None]) -> None:
+    def __init__(
+        self,
+        ring: TaskRing[T],
+        run: Callable[[T], None],
+        *,
+        min_workers: int,
+        max_workers: int,
+        idle_timeout: float,
+    ) -> None:
         self.ring = ring
+        self.min_workers = min_workers
+        self.max_workers = max_workers
         self._run = run
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"mummy-worker-{i}", daemon=True)
-            for i in range(count)
-        ]
+        self._idle_timeout = idle_timeout if max_workers > min_workers else None
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+        self._started = 0  # for thread names
+        self._stopping = False
+        self._stop = threading.Event()
+        self._manager: threading.Thread | None = None
+
+    @property
+    def size(self) -> int:
+        """Worker threads alive now."""
+        return len(self._threads)
 
     def start(self) -> None:
-        for t in self._threads:
-            t.start()
+        self._grow(self.min_workers)
+        if self.max_workers > self.min_workers:
+            self._manager = threading.Thread(target=self._manage, name="mummy-pool", daemon=True)
+            self._manager.start()
+
+    def _grow(self, count: int) -> None:
+        with self._lock:
+            count = min(count, self.max_workers - len(self._threads))
+            if self._stopping or count <= 0:
+                return
+            for _ in range(count):
+                self._started += 1
+                thread = threading.Thread(
+                    target=self._loop, name=f"mummy-worker-{self._started}", daemon=True
+                )
+                self._threads.add(thread)
+                thread.start()
+
+    def _manage(self) -> None:
+        meter = CpuMeter()
+        while not self._stop.wait(CHECK_SECONDS):
+            busy = meter.busy_share()
+            waiting = self.ring.in_flight - len(self._threads)
+            if waiting > 0 and busy < GROW_BELOW_BUSY:
+                self._grow(waiting)
+
+    def _retire(self) -> bool:
+        """An idle worker leaves if the pool stays at or above min_workers."""
+        with self._lock:
+            if self._stopping or len(self._threads) <= self.min_workers:
+                return False
+            self._threads.discard(threading.current_thread())
+            return True
 
     def _loop(self) -> None:
         get = self.ring.get
         run = self._run
+        idle_timeout = self._idle_timeout
         while True:
-            task = get()
+            try:
+                task = get(idle_timeout)
+            except Empty:
+                if self._retire():
+                    return
+                continue
             if task is None:
                 return
             try:
@@ -48,8 +163,12 @@ class WorkerPool[T]:
     def stop(self, deadline: float) -> bool:
         """Ask every worker to stop after its current task; wait until `deadline`
         (a time.monotonic() value). True if all stopped in time."""
-        self.ring.stop_workers(len(self._threads))
-        for t in self._threads:
+        with self._lock:
+            self._stopping = True
+            threads = list(self._threads)
+        self._stop.set()
+        self.ring.stop_workers(len(threads))
+        for t in threads:
             if t.is_alive():
                 t.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in self._threads)
+        return not any(t.is_alive() for t in threads)
