@@ -5,7 +5,7 @@ where the thread-pool servers park a thread) and `/cpu` runs inline on the event
 import asyncio
 from typing import Any
 
-from twins import HELLO, Receive, Send, cpu_work, gil_enabled, lifespan
+from twins import Receive, Send, answer, lifespan
 
 
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -13,18 +13,10 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await lifespan(receive, send)
         return
     path = scope["path"]
-    status = 200
-    if path == "/":
-        body = HELLO
-    elif path == "/sleep":
+    if path == "/sleep":
         await asyncio.sleep(0.010)
-        body = HELLO
-    elif path == "/cpu":
-        body = str(cpu_work()).encode()
-    elif path == "/gil":
-        body = gil_enabled()
-    else:
-        status, body = 404, b"Not Found"
+        path = "/"
+    status, body = answer(path)
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -7,7 +7,7 @@ Run: .venv-ft/bin/python bench/apps/compression_app.py PORT [WORKERS]
 
 import sys
 
-from twins import gil_enabled, json_body
+from twins import gil_enabled, json_body, port_and_workers
 
 import mummy
 
@@ -26,6 +26,5 @@ def handler(request: mummy.Request) -> None:
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[1])
-    workers = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    port, workers = port_and_workers(sys.argv)
     mummy.Server(handler, workers=workers).serve(port, "127.0.0.1")

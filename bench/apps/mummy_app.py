@@ -8,7 +8,7 @@ Run: .venv-ft/bin/python bench/apps/mummy_app.py PORT [WORKERS] [HEADER_TIMEOUT]
 import sys
 import time
 
-from twins import HELLO, cpu_work, gil_enabled
+from twins import answer, port_and_workers
 
 import mummy
 
@@ -17,21 +17,14 @@ TEXT = {"Content-Type": "text/plain"}
 
 def handler(request: mummy.Request) -> None:
     path = request.path
-    if path == "/":
-        request.respond(200, TEXT, HELLO)
-    elif path == "/sleep":
+    if path == "/sleep":
         time.sleep(0.010)
-        request.respond(200, TEXT, HELLO)
-    elif path == "/cpu":
-        request.respond(200, TEXT, str(cpu_work()))
-    elif path == "/gil":
-        request.respond(200, TEXT, gil_enabled())
-    else:
-        request.respond(404, TEXT, "Not Found")
+        path = "/"
+    status, body = answer(path)
+    request.respond(status, TEXT, body)
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[1])
-    workers = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    port, workers = port_and_workers(sys.argv)
     options = {"header_timeout": float(sys.argv[3])} if len(sys.argv) > 3 else {}
     mummy.Server(handler, workers=workers, **options).serve(port, "127.0.0.1")

@@ -26,6 +26,24 @@ def gil_enabled() -> bytes:
     return str(getattr(sys, "_is_gil_enabled", lambda: True)()).encode()
 
 
+def answer(path: str) -> tuple[int, bytes]:
+    """(status, body) of the paths every twin answers alike: `/` hello, `/cpu` ~1 ms of
+    pure Python, `/gil`; the apps do `/sleep` their own way (a thread or an await), then
+    answer `/`."""
+    if path == "/":
+        return 200, HELLO
+    if path == "/cpu":
+        return 200, str(cpu_work()).encode()
+    if path == "/gil":
+        return 200, gil_enabled()
+    return 404, b"Not Found"
+
+
+def port_and_workers(argv: list[str]) -> tuple[int, int | None]:
+    """PORT [WORKERS] from a mummy app's command line (no WORKERS: mummy's default)."""
+    return int(argv[1]), int(argv[2]) if len(argv) > 2 else None
+
+
 def json_body() -> bytes:
     """900 records of words and numbers, ~100 KB of JSON (the same bytes every time)."""
     rng = random.Random(7)

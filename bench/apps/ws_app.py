@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from twins import gil_enabled
+from twins import gil_enabled, port_and_workers
 
 import mummy
 
@@ -57,6 +57,5 @@ def websocket_handler(
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[1])
-    workers = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    port, workers = port_and_workers(sys.argv)
     mummy.Server(handler, websocket_handler, workers=workers).serve(port, "127.0.0.1")

@@ -4,22 +4,17 @@ blocking 10 ms sleep then hello, `/cpu` ~1 ms of pure Python, `/gil`."""
 import time
 from collections.abc import Callable, Iterable
 
-from twins import HELLO, cpu_work, gil_enabled
+from twins import answer
+
+STATUS = {200: "200 OK", 404: "404 Not Found"}
 
 
 def app(environ: dict[str, object], start_response: Callable[..., object]) -> Iterable[bytes]:
-    path = environ.get("PATH_INFO")
-    status = "200 OK"
-    if path == "/":
-        body = HELLO
-    elif path == "/sleep":
+    path = str(environ.get("PATH_INFO"))
+    if path == "/sleep":
         time.sleep(0.010)
-        body = HELLO
-    elif path == "/cpu":
-        body = str(cpu_work()).encode()
-    elif path == "/gil":
-        body = gil_enabled()
-    else:
-        status, body = "404 Not Found", b"Not Found"
-    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        path = "/"
+    status, body = answer(path)
+    headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+    start_response(STATUS[status], headers)
     return [body]
