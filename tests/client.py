@@ -1,5 +1,7 @@
 """Raw-socket clients for the integration tests."""
 
+import email.utils
+import re
 import socket
 import time
 import weakref
@@ -64,3 +66,16 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict
 
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
+
+
+_DATE = re.compile(rb"\r\nDate: ([^\r\n]*)\r\n")
+
+
+def undated(response: bytes) -> bytes:
+    """`response` with its Date value replaced by `<date>`, once checked to be an
+    IMF-fixdate (RFC 9110 §5.6.7): so that a test can compare a whole response."""
+    found = _DATE.search(response)
+    assert found, f"no Date header: {response!r}"
+    date = found[1].decode("latin-1")
+    assert date.endswith(" GMT") and email.utils.parsedate_to_datetime(date), date
+    return response[: found.start(1)] + b"<date>" + response[found.end(1) :]

@@ -4,10 +4,10 @@ import http.client
 import json
 import random
 import threading
-import time
 
 import mummy
 from tests.client import connect, read_response
+from tests.servers import tasks_in_flight, wait_for
 
 
 def echo_handler(request: mummy.Request) -> None:
@@ -130,7 +130,7 @@ def test_close_answers_queued_requests_with_503(serve) -> None:
     assert running.wait(10)
     for sock in socks[1:]:
         sock.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)  # let the IO thread queue them behind the busy worker
+    assert wait_for(lambda: tasks_in_flight(server) == 3)  # queued behind the busy worker
     closer = threading.Thread(target=server.close, kwargs={"timeout": 10})
     closer.start()
     queued = [read_response(sock) for sock in socks[1:]]

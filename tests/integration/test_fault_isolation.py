@@ -1,5 +1,6 @@
 """A failure while the IO thread serves one connection closes that connection only;
-a failure of the loop itself stops the server, and serve() says so.
+a failure of the loop itself stops the server, and serve() says so (and the CLI exits
+2: tests/system/test_cli.py).
 
 Each test makes one connection's driver raise at one stage (the bytes arriving,
 the response coming back from a worker, a timer, the accept) and checks that
@@ -7,10 +8,7 @@ connections opened before and after are served."""
 
 import logging
 import socket
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 
@@ -19,6 +17,7 @@ import mummy.server
 from mummy.core.http1_driver import Http1Driver
 from mummy.core.loop import EventLoop
 from tests.client import connect, read_response, read_until_close
+from tests.servers import tasks_in_flight, wait_for
 
 GET = b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -154,53 +153,12 @@ def test_a_failing_loop_makes_serve_raise(monkeypatch) -> None:
 
     runner = threading.Thread(target=run, daemon=True)
     runner.start()
-    deadline = time.monotonic() + 10
-    while not server.port and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_for(lambda: server.port)
     with connect(server.port) as sock:
         sock.sendall(GET % b"x")  # the response wakes the mailbox, which fails
         runner.join(15)
     assert outcome and isinstance(outcome[0], mummy.MummyError), outcome
     assert "IO loop failed" in str(outcome[0])
-
-
-def test_the_cli_exits_non_zero_when_the_loop_fails(tmp_path) -> None:
-    app_file = tmp_path / "failing_app.py"
-    app_file.write_text(
-        "import threading, socket, time\n"
-        "from mummy.core.loop import EventLoop\n"
-        "def broken(self):\n"
-        "    raise RuntimeError('the mailbox broke')\n"
-        "EventLoop._take_messages = broken\n"
-        "def handler(request):\n"
-        "    request.respond(200, None, 'ok')\n"
-        "def poke():\n"
-        "    for _ in range(200):\n"
-        "        try:\n"
-        "            socket.create_connection(('127.0.0.1', PORT)).sendall(\n"
-        "                b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
-        "            return\n"
-        "        except OSError:\n"
-        "            time.sleep(0.05)\n"
-        f"PORT = {free_port()}\n"
-        "threading.Thread(target=poke, daemon=True).start()\n"
-    )
-    port = app_file.read_text().split("PORT = ")[1].split("\n")[0]
-    done = subprocess.run(
-        [sys.executable, "-m", "mummy", "failing_app:handler", "--port", port],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "IO loop failed" in done.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_when_the_loop_fails_websocket_handlers_still_get_close(monkeypatch) -> None:
@@ -230,10 +188,7 @@ def test_when_the_loop_fails_websocket_handlers_still_get_close(monkeypatch) -> 
         from websockets.sync.client import connect as ws_connect
 
         with ws_connect(f"ws://127.0.0.1:{server.port}/"):
-            deadline = time.monotonic() + 10
-            while events != [mummy.Event.OPEN] and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert events == [mummy.Event.OPEN]
+            assert wait_for(lambda: events == [mummy.Event.OPEN]), events
             socket.create_connection(("127.0.0.1", server.port)).close()  # the failing accept
             assert closed.wait(10), events
         # Dropped without a Close handshake: ERROR, then CLOSE (1006), once.
@@ -252,8 +207,8 @@ def test_a_silent_client_is_timed_out_while_the_ring_is_full(serve) -> None:
     server = serve(handler, workers=1, max_pending_requests=1, header_timeout=0.5)
     try:
         busy = connect(server.port)
-        busy.sendall(GET % b"busy")  # fills the ring
-        time.sleep(0.2)
+        busy.sendall(GET % b"busy")
+        assert wait_for(lambda: tasks_in_flight(server) == 1)  # the ring is full
         with connect(server.port) as silent:
             assert read_until_close(silent, timeout=10) == b""  # closed, quietly
     finally:

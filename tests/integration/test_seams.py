@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 import h2.connection
 import h2.errors
@@ -24,7 +25,8 @@ from mummy import Event, MessageKind
 from tests.client import connect, read_response, read_until_close
 from tests.integration.test_http2 import RawH2, curl
 from tests.integration.test_tls import cert  # noqa: F401  (the module-scoped fixture)
-from tests.integration.test_websocket import LEFTOVER, client_frame, raw_upgrade, wait_for
+from tests.integration.test_websocket import LEFTOVER, client_frame, raw_upgrade
+from tests.servers import tasks_in_flight, wait_for
 
 
 def answers(client: RawH2, want: int, rounds: int = 60) -> tuple[dict[int, dict], list]:
@@ -80,7 +82,7 @@ def app(request: mummy.Request) -> None:
     if request.path == "/raise":
         raise RuntimeError("a bug in the handler")
     if request.path == "/slow":
-        time.sleep(0.3)
+        time.sleep(0.3)  # for the test of queue_timeout=0.2: longer than the timeout
     request.respond(200, {"Content-Type": "text/plain"}, f"ok {request.path}")
 
 
@@ -175,7 +177,7 @@ def test_shutdown_answers_a_queued_http1_request_503_retry_after_close() -> None
     assert server.started.wait(5)  # type: ignore[attr-defined]
     queued = connect(server.port)
     queued.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)  # parsed and in the ring, behind /slow
+    assert wait_for(lambda: tasks_in_flight(server) == 2)  # in the ring, behind /slow
     closer = close_in_background(server)
     status, headers, _ = read_response(queued)
     assert (status, headers.get("retry-after"), headers.get("connection")) == (503, "1", "close")
@@ -186,16 +188,25 @@ def test_shutdown_answers_a_queued_http1_request_503_retry_after_close() -> None
     queued.close()
 
 
-def raw_h2_frames(sock: socket.socket, timeout: float = 10.0) -> list[Frame]:
+def raw_h2_frames(
+    sock: socket.socket, seen: Callable[[list[Frame]], None] = lambda frames: None
+) -> list[Frame]:
     """Every frame the server sends until it closes, parsed with hyperframe (the h2
-    client state machine stops at a GOAWAY and would hide what follows it)."""
-    data = read_until_close(sock, timeout)
+    client state machine stops at a GOAWAY and would hide what follows it); `seen` is
+    called with the frames so far each time more arrive."""
+    sock.settimeout(10)
+    data = b""
     frames: list[Frame] = []
-    while len(data) >= 9:
-        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
-        frame.parse_body(memoryview(data[9 : 9 + length]))
-        frames.append(frame)
-        data = data[9 + length :]
+    while chunk := sock.recv(65536):
+        data += chunk
+        while len(data) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+            if len(data) < 9 + length:
+                break
+            frame.parse_body(memoryview(data[9 : 9 + length]))
+            frames.append(frame)
+            data = data[9 + length :]
+        seen(frames)
     assert data == b"", "a truncated frame"
     return frames
 
@@ -206,11 +217,16 @@ def test_shutdown_sends_goaway_then_refused_stream_for_unstarted_streams() -> No
     running = client.get("/slow")
     assert server.started.wait(5)  # type: ignore[attr-defined]
     waiting = [client.get(f"/w{i}") for i in range(4)]
-    time.sleep(0.2)
-    client.events()  # the server's SETTINGS and ACK
+    assert wait_for(lambda: tasks_in_flight(server) == 5)  # four streams behind /slow
+    client.events_until(settled)  # the server's SETTINGS and its ACK of ours
     closer = close_in_background(server)
-    threading.Timer(0.5, release.set).start()
-    frames = raw_h2_frames(client.sock)
+
+    def release_once_refused(frames: list[Frame]) -> None:
+        # The running stream may finish only after the others were refused.
+        if sum(isinstance(f, RstStreamFrame) for f in frames) == len(waiting):
+            release.set()
+
+    frames = raw_h2_frames(client.sock, release_once_refused)
     closer.join(10)
     goaways = [i for i, f in enumerate(frames) if isinstance(f, GoAwayFrame)]
     assert len(goaways) == 1, frames
@@ -226,6 +242,11 @@ def test_shutdown_sends_goaway_then_refused_stream_for_unstarted_streams() -> No
     answered = [f for f in frames if isinstance(f, DataFrame) and f.stream_id == running]
     assert b"".join(f.data for f in answered) == b"ok /slow"
     assert "END_STREAM" in answered[-1].flags
+
+
+def settled(events: list[h2.events.Event]) -> bool:
+    kinds = {type(e) for e in events}
+    return {h2.events.RemoteSettingsChanged, h2.events.SettingsAcknowledged} <= kinds
 
 
 def read_frames(sock: socket.socket, timeout: float = 10.0) -> list[tuple[int, bytes]]:
@@ -257,7 +278,7 @@ def test_shutdown_gives_websockets_nothing_but_frames_and_each_handler_one_close
         with lock:
             events.setdefault(id(ws), []).append(event)
         if event is Event.MESSAGE:
-            time.sleep(0.1)  # one worker: the other clients' input waits in the ring
+            time.sleep(0.1)  # work, for one worker: the other clients' input queues up
             ws.send("echo")
 
     server = mummy.Server(
@@ -271,7 +292,8 @@ def test_shutdown_gives_websockets_nothing_but_frames_and_each_handler_one_close
     assert wait_for(lambda: len(events) == 4 and all(e == [Event.OPEN] for e in events.values()))
     for sock in socks:
         sock.sendall(client_frame(0x1, b"hello") * 3)
-    time.sleep(0.05)  # input queued for a busy worker
+    # One connection's input with the worker, the three others' queued in the ring.
+    assert wait_for(lambda: tasks_in_flight(server) == 4)
     closer = close_in_background(server)
     for sock in socks:
         frames = read_frames(sock)
@@ -309,7 +331,7 @@ def test_shutdown_closes_a_queued_tls_handshake_without_encrypting(cert) -> None
         pass
     hello = connect(server.port)
     hello.sendall(outgoing.read())
-    time.sleep(0.2)
+    assert wait_for(lambda: tasks_in_flight(server) == 2)  # its handshake step is queued
     closer = close_in_background(server)
     assert read_until_close(hello) == b""  # closed, nothing sent for a handshake never made
     release.set()
@@ -348,12 +370,19 @@ def test_a_message_larger_than_the_send_buffer_goes_out_to_a_reader() -> None:
 def test_an_upgrade_after_the_client_left_leaves_nothing_behind(serve) -> None:
     made: list[weakref.ref] = []
     seen: list[Event] = []
-    gone = threading.Event()
+    started = threading.Event()
+    server: mummy.Server | None = None
 
     def handler(request: mummy.Request) -> None:
-        gone.wait(5)
-        time.sleep(0.1)  # the reset has reached the server
-        made.append(weakref.ref(request.upgrade_to_websocket()))
+        if request.path != "/ws":
+            request.upgrade_to_websocket()  # the next client, below
+            return
+        started.set()
+        # Until the reset has reached the server: it has dropped the connection.
+        assert server is not None and server._loop is not None
+        loop = server._loop
+        if wait_for(lambda: loop.connection_count == 0):
+            made.append(weakref.ref(request.upgrade_to_websocket()))
 
     server = serve(handler, websocket_handler=lambda ws, event, message: seen.append(event))
     sock = connect(server.port)
@@ -361,11 +390,10 @@ def test_an_upgrade_after_the_client_left_leaves_nothing_behind(serve) -> None:
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-    time.sleep(0.1)
+    assert started.wait(10)  # the request is with a worker
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # a reset
-    gone.set()
-    assert wait_for(lambda: bool(made))
+    assert wait_for(lambda: bool(made)), "the server never dropped the reset connection"
 
     def collected() -> bool:
         gc.collect()

@@ -1,21 +1,15 @@
-"""Server configuration, lifecycle, CLI and real outside clients (curl)."""
+"""Server configuration, lifecycle and real outside clients (curl); the CLI is in
+tests/system/test_cli.py."""
 
 import logging
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 import mummy
 from tests.client import exchange
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def hello(request: mummy.Request) -> None:
@@ -110,104 +104,17 @@ def test_ipv6_loopback(serve) -> None:
         server.close()
 
 
-def test_curl_keep_alive_and_http10() -> None:
+def test_curl_keep_alive_and_http10(serve) -> None:
     curl = shutil.which("curl")
     assert curl, "curl is needed by the tests (Debian package curl)"
-    server = mummy.Server(hello, workers=2)
-    server.start(0, "127.0.0.1")
-    try:
-        url = f"http://127.0.0.1:{server.port}/"
-        out = subprocess.run(
-            [curl, "-sS", "-v", url, url], capture_output=True, text=True, timeout=30, check=True
-        )
-        assert out.stdout == "Hello, World!" * 2
-        assert "Re-using existing connection" in out.stderr or "Reusing" in out.stderr
-        out = subprocess.run(
-            [curl, "-sS", "-0", "-i", url], capture_output=True, text=True, timeout=30, check=True
-        )
-        assert "Connection: close" in out.stdout and out.stdout.endswith("Hello, World!")
-    finally:
-        server.close()
-
-
-def run_until_answering(cmd: list[str], port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "PORT": str(port)}
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the server did not start listening")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_cli_serves_a_handler_and_stops_on_sigterm() -> None:
-    port = free_port()
-    proc = run_until_answering(
-        [
-            sys.executable,
-            "-m",
-            "mummy",
-            "examples.basic:handler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        port,
-    )
-    try:
-        response = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        assert response.endswith(b"Hello, World!")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
-
-
-def test_cli_reports_a_bad_target() -> None:
+    server = serve(hello, workers=2)
+    url = f"http://127.0.0.1:{server.port}/"
     out = subprocess.run(
-        [sys.executable, "-m", "mummy", "examples.basic:nothing"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
+        [curl, "-sS", "-v", url, url], capture_output=True, text=True, timeout=30, check=True
     )
-    assert out.returncode == 2 and "has no attribute 'nothing'" in out.stderr
-
-
-def test_example_basic_runs_as_a_script() -> None:
-    port = free_port()
-    proc = run_until_answering([sys.executable, "examples/basic.py"], port)
-    try:
-        assert exchange(port, b"GET / HTTP/1.0\r\n\r\n").endswith(b"Hello, World!")
-        assert b" 404 " in exchange(port, b"GET /nope HTTP/1.0\r\n\r\n")
-        assert b" 405 " in exchange(port, b"POST / HTTP/1.0\r\n\r\n")
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
-
-
-def test_example_basic_redirect() -> None:
-    port = free_port()
-    proc = run_until_answering([sys.executable, "examples/basic_redirect.py"], port)
-    try:
-        first = exchange(port, b"GET / HTTP/1.0\r\n\r\n")
-        assert first.startswith(b"HTTP/1.1 302 Found") and b"Location: /second" in first
-        assert exchange(port, b"GET /second HTTP/1.0\r\n\r\n").endswith(b"Hello, World!")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+    assert out.stdout == "Hello, World!" * 2
+    assert "Re-using existing connection" in out.stderr or "Reusing" in out.stderr
+    out = subprocess.run(
+        [curl, "-sS", "-0", "-i", url], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "Connection: close" in out.stdout and out.stdout.endswith("Hello, World!")

@@ -6,7 +6,6 @@ import os
 import socket
 import struct
 import threading
-import time
 import weakref
 from collections import defaultdict
 
@@ -17,6 +16,7 @@ from websockets.sync.client import connect as ws_connect
 import mummy
 from mummy import Event, MessageKind
 from tests.client import connect, read_response
+from tests.servers import wait_for
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 
@@ -55,15 +55,6 @@ def upgrade(request: mummy.Request) -> None:
 
 def url(server: mummy.Server) -> str:
     return f"ws://127.0.0.1:{server.port}/ws"
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_echo_text_and_binary(serve) -> None:
@@ -274,17 +265,17 @@ def test_broadcast_from_a_background_thread(serve) -> None:
                 clients.discard(ws)
 
     server = serve(upgrade, websocket_handler=handler)
-    with contextlib.ExitStack() as stack:
-        conns = [stack.enter_context(ws_connect(url(server))) for _ in range(5)]
-        for c in conns:
-            c.recv(timeout=10)
-        assert wait_for(lambda: len(clients) == 5)
 
     def broadcast() -> None:
         with lock:
             for ws in clients:
                 ws.send("news")
 
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(ws_connect(url(server))) for _ in range(5)]
+        for c in conns:
+            c.recv(timeout=10)
+        assert wait_for(lambda: len(clients) == 5)
         t = threading.Thread(target=broadcast)
         t.start()
         t.join()

@@ -19,18 +19,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.servers import ROOT, ServerProcess
+
 CACHE_WHEELS = Path(os.environ.get("MUMMY_CACHE", Path.home() / ".cache/mummy")) / "wheels"
 DEPENDENCIES = ("h11", "wsproto", "zstandard")
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
@@ -62,8 +61,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # Only what a release contains: building in a copy leaves no build/ in the work tree.
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, src / name)
-    shutil.copytree(REPO / "mummy", src / "mummy", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "mummy", src / "mummy", ignore=shutil.ignore_patterns("__pycache__"))
 
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in DEPENDENCIES]
     if FREE_THREADED:
@@ -135,12 +134,6 @@ def test_sdist_contents(built: dict[str, Path]) -> None:
         assert f"{top}/{name}" in names, f"{name} missing from {sdist.name}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def get(port: int, path: str) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
@@ -174,30 +167,9 @@ def test_wheel_installs_offline_and_serves_an_example(built: dict[str, Path]) ->
     assert facts["gil"] is not FREE_THREADED
 
     example = root / "basic.py"
-    shutil.copy2(REPO / "examples/basic.py", example)
-    port = free_port()
-    server = subprocess.Popen(
-        [python, str(example)],
-        cwd=root,
-        env=clean_env(PORT=str(port)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        answer: tuple[int, bytes] | None = None
-        while answer is None and time.monotonic() < deadline and server.poll() is None:
-            try:
-                answer = get(port, "/")
-            except OSError:
-                time.sleep(0.1)
-        assert answer == (200, b"Hello, World!"), f"GET / answered {answer}"
-        assert get(port, "/nope")[0] == 404
-        server.send_signal(signal.SIGTERM)  # serve() closes gracefully and returns
-        output, _ = server.communicate(timeout=20)
-        assert server.returncode == 0, output
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+    shutil.copy2(ROOT / "examples/basic.py", example)
+    with ServerProcess([python, str(example)], cwd=root, env=clean_env()) as server:
+        assert get(server.port, "/") == (200, b"Hello, World!")
+        assert get(server.port, "/nope")[0] == 404
+        # serve() closes gracefully and returns.
+        assert server.stop(signal.SIGTERM) == 0, server.output

@@ -20,7 +20,8 @@ import pytest
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from tests.integration.test_websocket_examples import Example, recv_until
+from tests.servers import wait_for
+from tests.system.test_websocket_examples import Example, recv_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_S = 60.0
@@ -63,18 +64,20 @@ class DevTools:
             session=None,
         )["sessionId"]
         self.call("Page.navigate", {"url": url})
-        # Until the new document has loaded, an evaluation may land in about:blank or in
-        # a context that the navigation then destroys: ask again until it is the page.
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
+
+        def loaded() -> bool:
+            # Until the new document has loaded, an evaluation may land in about:blank or
+            # in a context that the navigation then destroys: ask again until it is the page.
             try:
-                if self.evaluate("document.readyState + ' ' + location.href") == f"complete {url}":
-                    return
+                return self.evaluate("document.readyState + ' ' + location.href") == (
+                    f"complete {url}"
+                )
             except AssertionError as exc:
-                if "context" not in str(exc).lower() or time.monotonic() > deadline:
+                if "context" not in str(exc).lower():
                     raise
-            assert time.monotonic() < deadline, f"{url} did not load"
-            time.sleep(0.05)
+                return False
+
+        assert wait_for(loaded, TIMEOUT_S), f"{url} did not load"
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (awaited if a promise)."""
@@ -143,11 +146,14 @@ def chromium() -> Iterator[DevTools]:
     )
     try:
         active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + TIMEOUT_S
-        while not (active.exists() and len(active.read_text().split()) >= 2):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"Chromium did not start: {Path(log.name).read_text()}")
-            time.sleep(0.05)
+
+        def listening() -> bool:
+            # Chromium writes its port and path there once it listens.
+            return active.exists() and len(active.read_text().split()) >= 2
+
+        started = wait_for(lambda: listening() or proc.poll() is not None, TIMEOUT_S)
+        if not (started and listening()):
+            raise AssertionError(f"Chromium did not start: {Path(log.name).read_text()}")
         port, path = active.read_text().split()[:2]
         with ws_connect(
             f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=TIMEOUT_S
@@ -166,12 +172,9 @@ def chromium() -> Iterator[DevTools]:
 
 
 def test_chat_page_in_chromium(chromium: DevTools) -> None:
-    chat = Example("chat")
-    try:
+    with Example("chat") as chat:
         talk(chat, chromium)
-        chat.stop()
-    finally:
-        chat.kill()
+        chat.stop_cleanly()
 
 
 def talk(chat: Example, chromium: DevTools) -> None:

@@ -1,15 +1,14 @@
 """Each example run as a script (a subprocess, PORT set to a free port) and asked
-what it serves, with raw sockets, requests and curl."""
+what it serves, with raw sockets, requests and curl. (The WebSocket examples are in
+test_websocket_examples.py.)"""
 
 import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,51 +16,22 @@ import pytest
 import requests
 
 from tests.client import exchange
+from tests.servers import ROOT, ServerProcess
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+EXAMPLES = ROOT / "examples"
 
 
 @contextlib.contextmanager
 def running(
-    name: str, cwd: Path | None = None, **env: str
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start examples/NAME.py; yield (base URL, process); stop it with SIGINT."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / f"{name}.py")],
-        cwd=cwd or EXAMPLES.parent,
-        env={**os.environ, **env, "PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("localhost", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    raise AssertionError(f"{name} did not start: {proc.communicate()[0]}") from None
-                time.sleep(0.05)
-        yield f"http://localhost:{port}", proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert code == 0, proc.communicate()[0]
+    name: str, cwd: Path = ROOT, stop: int = signal.SIGINT, **env: str
+) -> Iterator[tuple[str, ServerProcess]]:
+    """Start examples/NAME.py; yield (base URL, process); then stop it with `stop`
+    (SIGINT: what Ctrl-C sends) and check that it exits 0."""
+    with ServerProcess(
+        [sys.executable, str(EXAMPLES / f"{name}.py")], cwd=cwd, env={**os.environ, **env}
+    ) as server:
+        yield f"http://localhost:{server.port}", server
+        assert server.stop(stop) == 0, server.output
 
 
 def port_of(url: str) -> int:
@@ -140,7 +110,7 @@ def test_basic_multipart() -> None:
             check=True,
         )
         assert out.stdout == "Multipart POST response"
-    output = proc.communicate()[0]
+    output = proc.output
     assert "field: filename=None has data: True" in output
     assert "empty: filename=None has data: False" in output
     assert "upload: filename='notes.txt' has data: True" in output
@@ -178,7 +148,7 @@ def test_client_headers() -> None:
         assert response.status_code == 200
         lines = response.text.splitlines()
         assert f"Host: localhost:{port_of(url)}" in lines and "X-Hello: there" in lines
-    output = proc.communicate()[0]
+    output = proc.output
     assert f"Host: localhost:{port_of(url)}" in output and "X-Hello: there" in output
 
 
@@ -201,7 +171,7 @@ def test_custom_handler_params(path, token, status, body) -> None:
 
 def test_logging_file(tmp_path) -> None:
     with running("logging_file", cwd=tmp_path) as (url, proc):
-        log_file = tmp_path / f"{proc.pid}.txt"
+        log_file = tmp_path / f"{proc.proc.pid}.txt"
         assert requests.get(f"{url}/", timeout=10).text == "Done"
         assert requests.get(f"{url}/info", timeout=10).text == "Done"
         assert requests.get(f"{url}/error", timeout=10).text == "Done"
@@ -212,3 +182,27 @@ def test_logging_file(tmp_path) -> None:
         assert [line.split(" from ")[0] for line in example] == ["info", "error"]
     text = log_file.read_text()
     assert "mummy listening on" in text and "DEBUG" not in text
+
+
+def test_basic() -> None:
+    with running("basic") as (url, _):
+        assert exchange(port_of(url), b"GET / HTTP/1.0\r\n\r\n").endswith(b"Hello, World!")
+        assert b" 404 " in exchange(port_of(url), b"GET /nope HTTP/1.0\r\n\r\n")
+        assert b" 405 " in exchange(port_of(url), b"POST / HTTP/1.0\r\n\r\n")
+
+
+def test_basic_redirect() -> None:
+    with running("basic_redirect", stop=signal.SIGTERM) as (url, _):
+        first = exchange(port_of(url), b"GET / HTTP/1.0\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 302 Found") and b"Location: /second" in first
+        second = exchange(port_of(url), b"GET /second HTTP/1.0\r\n\r\n")
+        assert second.endswith(b"Hello, World!")
+
+
+def test_wsgi_flask() -> None:
+    with running("wsgi_flask") as (base, _):
+        assert requests.get(base + "/", timeout=10).text == "Hello from Flask on mummy!\n"
+        assert requests.post(base + "/greet", data={"name": "mummy"}, timeout=10).json() == {
+            "greeting": "Hello, mummy!"
+        }
+        assert requests.get(base + "/thread", timeout=10).json()["worker"] != "MainThread"

@@ -3,54 +3,25 @@ HTTP and the `websockets` client."""
 
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from tests.client import exchange, status_of
+from tests.servers import ServerProcess, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT = '{"type":"heartbeat"}'
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Example:
-    """An example script running in a subprocess on a free port (in $PORT, and in place of
-    "{port}" in `args`); `stop()` ends it with SIGTERM and returns what it printed."""
+class Example(ServerProcess):
+    """An example script running in a subprocess on a free port (in $PORT, and in place
+    of "{port}" in `args`), with a raw HTTP and a WebSocket client for it."""
 
     def __init__(self, name: str, *args: str, **env: str) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, f"examples/{name}.py", *(a.format(port=self.port) for a in args)],
-            cwd=ROOT,
-            env={**os.environ, **env, "PORT": str(self.port)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.proc.kill()
-                    output = self.proc.communicate()[0]
-                    raise AssertionError(f"{name} did not start: {output}") from None
-                time.sleep(0.05)
+        super().__init__([sys.executable, f"examples/{name}.py", *args], env={**os.environ, **env})
 
     def get(self, target: str, method: str = "GET", body: bytes = b"") -> tuple[int, bytes]:
         head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -60,23 +31,10 @@ class Example:
     def ws(self, path: str) -> ClientConnection:
         return ws_connect(f"ws://127.0.0.1:{self.port}{path}", open_timeout=30, max_size=None)
 
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            output, _ = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            output, _ = self.proc.communicate()
-            raise AssertionError(f"did not stop on SIGTERM: {output}") from None
-        assert self.proc.returncode == 0, output
-        return output
-
-    def kill(self) -> None:
-        """Cleanup after a failure: no questions asked."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.communicate()
+    def stop_cleanly(self) -> str:
+        """SIGTERM; the example must exit 0. Returns what it printed."""
+        assert self.stop(signal.SIGTERM) == 0, self.output
+        return self.output
 
 
 @pytest.fixture
@@ -114,7 +72,7 @@ def test_basic_websockets(example) -> None:
         client.send("hi there")
         client.send(b"\x01\x02")
         assert client.ping(b"still there?").wait(30)  # answered after both messages
-    output = ex.stop()
+    output = ex.stop_cleanly()
     assert "TEXT: 'hi there'" in output
     assert "BINARY: b'\\x01\\x02'" in output
 
@@ -144,7 +102,7 @@ def test_chat_broadcasts_to_every_client(example) -> None:
         # Carol is gone: sending to everyone still works for those left.
         alice.send("bye carol")
         recv_until(bob, "bye carol")
-    ex.stop()
+    ex.stop_cleanly()
 
 
 def test_advanced_websockets_channels_and_heartbeats(example) -> None:
@@ -170,12 +128,12 @@ def test_advanced_websockets_channels_and_heartbeats(example) -> None:
         recv_until(fan, HEARTBEAT)
         assert fan.ping(b"").wait(30)  # mummy answers pings itself
         writer.close()
-        deadline = time.monotonic() + 30
-        while ex.get("/news", "POST", b"after")[1] != b"1\n":
-            assert time.monotonic() < deadline, "the closed socket was never unsubscribed"
-            time.sleep(0.05)
+        # Until the server has seen the close: then the post reaches one subscriber.
+        assert wait_for(lambda: ex.get("/news", "POST", b"after")[1] == b"1\n"), (
+            "the closed socket was never unsubscribed"
+        )
         recv_until(reader, "after")
-    ex.stop()
+    ex.stop_cleanly()
 
 
 def test_autobahn_echo_server(example) -> None:
@@ -190,4 +148,4 @@ def test_autobahn_echo_server(example) -> None:
         client.send(big)
         assert client.recv(timeout=60) == big
     assert ex.get("/")[0] == 200
-    ex.stop()
+    ex.stop_cleanly()

@@ -1,0 +1,50 @@
+"""Prove which interpreter runs the suite: the no-GIL run must really have no GIL, with
+the dependencies pyproject.toml asks for imported."""
+
+import importlib
+import importlib.metadata
+import os
+import sys
+import sysconfig
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement  # a dependency of pytest itself
+
+import mummy
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+# mummy's dependencies on this interpreter, and the optional h2 (which the tests install).
+REQUIRED = [
+    requirement
+    for requirement in map(
+        Requirement, [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["h2"]]
+    )
+    if requirement.marker is None or requirement.marker.evaluate()
+]
+# Imported here, before the GIL is checked below; each one's module has its name.
+IMPORTED = {requirement.name: importlib.import_module(requirement.name) for requirement in REQUIRED}
+
+
+def test_every_dependency_is_the_installed_release_pyproject_asks_for() -> None:
+    assert {"h11", "wsproto", "h2"} <= set(IMPORTED)
+    for requirement in REQUIRED:
+        installed = importlib.metadata.version(requirement.name)
+        assert IMPORTED[requirement.name].__version__ == installed, (
+            f"{requirement.name} was imported from elsewhere than its installed {installed}"
+        )
+        assert requirement.specifier.contains(installed, prereleases=True), (
+            f"{requirement.name} {installed} does not meet pyproject.toml's {requirement}"
+        )
+    assert mummy.__version__ == PROJECT["version"] == importlib.metadata.version("mummy-server")
+    assert Path(mummy.__file__).is_relative_to(ROOT / "mummy"), "not the work tree's mummy"
+
+
+def test_gil_state_matches_the_build() -> None:
+    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    expected = os.environ.get("MUMMY_EXPECT_FREE_THREADED")
+    if expected is not None:
+        assert free_threaded is (expected == "1"), "ci/test ran the suite on the wrong interpreter"
+    # After importing every dependency (above): none of them turned the GIL back on.
+    assert sys._is_gil_enabled() is (not free_threaded)
