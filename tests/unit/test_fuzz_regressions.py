@@ -4,11 +4,9 @@ after our Close, text limits counted in characters, cubic multipart parameters).
 Parser regressions live in test_http1_properties.py."""
 
 import struct
-import subprocess
-import sys
-import textwrap
 import tracemalloc
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,6 +15,7 @@ from mummy import Event, MessageKind
 from mummy.core.wsengine import WebSocketEngine, open_websocket
 from mummy.headers import Headers
 from mummy.multipart import MultipartError, decode_multipart
+from tests.unit.growth import assert_linear
 
 
 @dataclass
@@ -121,38 +120,30 @@ def test_multipart_parameters_with_spaces_decode() -> None:
         decode_multipart(FormRequest('multipart/form-data; boundary=   "', b""))
 
 
-def finishes(code: str, timeout: float = 5.0) -> bool:
-    """Whether `code` runs to completion in a fresh interpreter within `timeout`
-    seconds (a guard against hangs: the inputs below take milliseconds when linear)."""
-    try:
-        subprocess.run([sys.executable, "-c", textwrap.dedent(code)], timeout=timeout, check=True)
-    except subprocess.TimeoutExpired:
-        return False
-    return True
+def parameters_case(where: str) -> Callable[[int], Callable[[], object]]:
+    """A parameter "=", n spaces, then an unclosed quote, in the Content-Type or in a
+    part's Content-Disposition: what took cubic time (5000 spaces: minutes)."""
+
+    def case(n: int) -> Callable[[], object]:
+        value = "=" + " " * n + '"'
+        if where == "content-type":
+            request = FormRequest("multipart/form-data; boundary" + value, b"")
+        else:
+            disposition = ("form-data; name" + value).encode()
+            body = b"--b\r\nContent-Disposition: " + disposition + b"\r\n\r\nv\r\n--b--"
+            request = FormRequest("multipart/form-data; boundary=b", body)
+
+        def run() -> None:
+            try:
+                decode_multipart(request)
+            except MultipartError:
+                pass
+
+        return run
+
+    return case
 
 
 @pytest.mark.parametrize("where", ["content-type", "content-disposition"])
 def test_multipart_parameters_backtracking_is_bounded(where: str) -> None:
-    assert finishes(
-        f"""
-        from mummy.headers import Headers
-        from mummy.multipart import MultipartError, decode_multipart
-
-        class FormRequest:
-            def __init__(self, content_type, body):
-                self.headers = Headers([("Content-Type", content_type)])
-                self.body = body
-
-        value = "=" + " " * 5000 + '"'
-        if {where!r} == "content-type":
-            request = FormRequest("multipart/form-data; boundary" + value, b"")
-        else:
-            disposition = ("form-data; name" + value).encode()
-            body = b"--b\\r\\nContent-Disposition: " + disposition + b"\\r\\n\\r\\nv\\r\\n--b--"
-            request = FormRequest("multipart/form-data; boundary=b", body)
-        try:
-            decode_multipart(request)
-        except MultipartError:
-            pass
-        """
-    )
+    assert_linear(parameters_case(where), 500, 5000)
