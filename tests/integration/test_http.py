@@ -1,14 +1,19 @@
 """Mummy's test_http cases and HTTP/1.1 behaviour, over real sockets."""
 
+import fcntl
 import http.client
 import logging
+import socket
+import struct
+import termios
 import threading
 import time
 
 import pytest
 
 import mummy
-from tests.client import connect, exchange, read_response, read_until_close, status_of
+from tests.client import connect, exchange, read_response, read_until_close, status_of, undated
+from tests.servers import wait_for
 
 ALPHABET = b"abcdefghijklmnopqrstuvwxyz" * 100
 
@@ -156,9 +161,10 @@ def test_body_sent_byte_by_byte(serve) -> None:
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
     )
     with connect(server.port) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a segment a byte
         for i in range(len(request)):
             sock.sendall(request[i : i + 1])
-            time.sleep(0.001)
+            time.sleep(0.001)  # pacing: the server reads the bytes as they come, or together
         assert read_response(sock)[2] == b"abc"
 
 
@@ -198,12 +204,24 @@ def test_no_content_length_on_204_and_304(serve) -> None:
     assert b"Content-Length: 0\r\n" in response
 
 
+def unread(sock: socket.socket) -> int:
+    """Bytes in the socket's receive queue, not yet read (FIONREAD)."""
+    return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0]
+
+
 def test_large_response_to_slow_reader(serve) -> None:
     payload = bytes(range(256)) * 40_000  # ~10 MB, more than the socket buffers hold
     server = serve(lambda r: r.respond(200, body=payload), max_body_len=1 << 20)
-    with connect(server.port) as sock:
+    with socket.socket() as sock:
+        # A fixed 64 KiB receive buffer (no autotuning), so that the client's side
+        # cannot take in the response while the client is not reading.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", server.port))
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.3)  # let the server's socket buffer fill up
+        # The receive queue full: the server is left holding the rest of the 10 MB
+        # (more than its send buffer takes) until this slow reader reads.
+        assert wait_for(lambda: unread(sock) >= 64 * 1024)
         status, _, body = read_response(sock, timeout=30)
     assert status == 200 and body == payload
 
@@ -216,7 +234,10 @@ def test_respond_from_another_thread(serve) -> None:
 
     server = serve(handler)
     response = exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    assert response.endswith(b"from a thread")
+    assert undated(response) == (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nDate: <date>\r\nConnection: close\r\n"
+        b"\r\nfrom a thread"
+    )
 
 
 def test_bad_response_headers_raise_and_give_500(serve) -> None:
