@@ -8,8 +8,6 @@ process that is always closed, and a server in a subprocess that is always stopp
 ...     assert proc.stop() == 0, proc.output
 
 Timeouts here only bound a hang; no test passes or fails on how long something took.
-Standard library only, on any python3 >= 3.11: ci/autobahn.py starts its echo server
-with `ServerProcess` from the GIL venv, which need not be able to import mummy.
 """
 
 from __future__ import annotations
@@ -23,10 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import mummy
+import mummy
 
 ROOT = Path(__file__).resolve().parent.parent
 HANG_S = 30.0  # the bound on any wait below: generous, it only turns a hang into a failure
@@ -179,10 +176,11 @@ class ServerProcess:
     def kill(self) -> None:
         """The cleanup after a failure: SIGKILL to the process and anything it started,
         then reap it."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the whole group has exited already
+        if self.proc.poll() is None:  # not reaped, so its group id is still its own
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it exited just now
         self.proc.wait()
         self._reader.join(HANG_S)
         if self.proc.stdout is not None:
