@@ -1,7 +1,7 @@
 """./bench/run: every benchmark driver in bench/drivers/ (or those named), each a table of
 servers x workloads measured in interleaved rounds, each written as JSON.
 
-    ./bench/run                          # everything, 3 rounds of 5 s per cell
+    ./bench/run                          # everything: 3 rounds of 4 s per cell, ~40 min
     ./bench/run --quick --servers mummy  # a smoke run of every driver, mummy alone
     ./bench/run --only http1,h2 --rounds 5 --save
 
@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
         f" {', '.join(PINNED)}; `mummy`: mummy alone)",
     )
     parser.add_argument("--rounds", type=int, help="rounds per cell (3; --quick: 1)")
-    parser.add_argument("--duration", type=float, help="seconds per cell and round (5; --quick: 1)")
+    parser.add_argument("--duration", type=float, help="seconds per cell and round (4; --quick: 1)")
     parser.add_argument(
         "--retries", type=int, help="tries again of a disturbed round (1; --quick: 0)"
     )
@@ -68,7 +68,9 @@ def parse_args() -> argparse.Namespace:
     if args.servers and not set(args.servers.split(",")) <= known:
         parser.error(f"--servers takes names from {', '.join(sorted(known))}")
     rounds = args.rounds or (1 if args.quick else 3)
-    duration = args.duration or (1.0 if args.quick else 5.0)
+    duration = args.duration or (1.0 if args.quick else 4.0)
+    if args.quick and args.save:
+        parser.error("a --quick run is a smoke run, not figures: it is not saved to docs/results/")
     if not (1 <= rounds <= 20 and 1 <= duration <= 120):
         parser.error("--rounds is 1..20, --duration 1..120 seconds")
     args.options = Options(
