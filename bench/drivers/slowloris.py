@@ -72,8 +72,8 @@ def attack(attackers: int, header_timeout: float) -> Workload:
             trickler.start()
             latencies = sorted(normal_client(running.port, seconds))
             stop.set()
-            if attackers:  # the head's deadline runs from its first byte
-                time.sleep(max(0.0, header_timeout + 1.0 - seconds))
+            if attackers:  # the deadline runs from the head's first byte; timers tick each 1 s
+                time.sleep(max(0.0, header_timeout + 2.0 - seconds))
             metrics = {
                 "requests": len(latencies),
                 "rps": len(latencies) / seconds,
