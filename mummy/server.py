@@ -185,7 +185,8 @@ class Server:
         ring: TaskRing[Task] = TaskRing(config.max_pending_requests)
         self._loop = loop = EventLoop(listener, ring, config, connection_driver, ssl_context)
         ctx = ResponseContext(closing=lambda: loop.closing, config=config)
-        make_request = functools.partial(Request, ctx=ctx)
+        # Positional: a partial with keywords copies its (shared) keyword dict per call.
+        make_request = functools.partial(Request, ctx)
         runtime = WorkerRuntime(config, self.handler, make_request, self._dispatch_websocket)
         low, high = config.pool_bounds()
         self._pool = WorkerPool(

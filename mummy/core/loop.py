@@ -138,6 +138,8 @@ class EventLoop(Transport):
                 now = time.monotonic()
                 if now >= self._next_timer_check:
                     self._next_timer_check = now + TIMER_CHECK_SECONDS
+                    if self.mailbox.pending:
+                        self._take_messages()
                     if self._timers(now):
                         return
         finally:

@@ -7,6 +7,7 @@ connection-specific fields) once in `_checked`, and frames the result for
 HTTP/1.1 (`serialize`) or HTTP/2 (`h2_fields`). The IO thread only copies bytes.
 """
 
+import threading
 import time
 from collections.abc import Mapping
 from email.utils import formatdate
@@ -25,12 +26,23 @@ from mummy.core.fields import (
 from mummy.core.messages import H2Response, Http1Response
 from mummy.errors import MummyError
 
-_STATUS_LINES: dict[int, bytes] = {}
-# (name, value) -> (lower-cased name, encoded HTTP/1.1 field line), for ordinary
-# fields that passed validation. Shared by all workers: dict reads and writes are
-# atomic on both builds, and a race only computes the same entry twice.
-_FIELDS: dict[tuple[str, str], tuple[str, bytes]] = {}
-_FIELD_CACHE_SIZE = 4096
+# Each worker thread's caches: status -> status line, and (name, value) -> (lower-cased
+# name, encoded HTTP/1.1 field line) for ordinary fields that passed validation. Per
+# thread, not shared: on 3.13t a dict that every worker reads on every request is
+# locked on many of those reads, and a contended lock spins with sched_yield (measured
+# with strace on `/`: ~8 yields per request fewer with per-thread caches).
+_local = threading.local()
+_FIELD_CACHE_SIZE = 1024
+
+
+def _caches() -> tuple[dict[int, bytes], dict[tuple[str, str], tuple[str, bytes]]]:
+    try:
+        caches: tuple[dict[int, bytes], dict[tuple[str, str], tuple[str, bytes]]]
+        caches = _local.caches
+    except AttributeError:
+        caches = _local.caches = ({}, {})
+    return caches
+
 
 _date_cache: tuple[int, str] = (0, "")
 
@@ -59,11 +71,12 @@ def check_field(name: str, value: str) -> None:
 
 
 def status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
+    lines = _caches()[0]
+    line = lines.get(status)
     if line is None:
         # RFC 9112 §4: the reason-phrase may be empty, the space before it may not.
         line = f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\n".encode("ascii")
-        _STATUS_LINES[status] = line
+        lines[status] = line
     return line
 
 
@@ -86,7 +99,7 @@ def _checked(
     fields: list[tuple[str, str, bytes]] = []
     content_length: str | None = None
     has_date = wants_close = False
-    cache = _FIELDS
+    cache = _caches()[1]
     for name, value in headers:
         known = cache.get((name, value))
         if known is not None:

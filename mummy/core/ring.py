@@ -18,12 +18,13 @@ item.
 consumer, the IO thread, calls `drain`. Items go into a `SimpleQueue`; the IO
 thread sleeps in epoll and is woken through an eventfd (a socketpair where
 there is no eventfd). To batch wake-ups,
-`_notified` (guarded by `_lock`) records that a write to the eventfd is already
-pending: only the first post after a drain pays for the syscall. `drain` clears
+`_notified` (set under `_lock`, read without it) records that a write to the
+eventfd is already pending: only the first post after a drain pays for the
+syscall and the lock. `drain` clears
 the flag *before* emptying the queue, so an item posted while the flag was set
 is always seen by that drain or the next one.
 
-Why SimpleQueue and not a ring of slots: bench/ring.py measures a pure-Python
+Why SimpleQueue and not a ring of slots: bench/micro/ring.py measures a pure-Python
 slot ring (lock + two conditions) against SimpleQueue on both builds;
 SimpleQueue wins by a wide margin on both (figures in the README), so the ring
 is this thin, bounded layer over it.
@@ -110,6 +111,15 @@ class Mailbox[T]:
     def post(self, item: T) -> None:
         """Any thread. After `close`, items are dropped."""
         self._queue.put(item)
+        if self._notified:
+            # A wake-up is pending: no lock (every worker posts on every request,
+            # and a contended lock spins on 3.13t). If `drain` cleared the flag
+            # after this read, it empties the queue after clearing it, so it takes
+            # this item: put and get lock the queue, whose locked instructions order
+            # them around the flag's store and load. Belt and braces: the IO thread
+            # also drains on each timer tick, so a wake-up lost anyway would only
+            # delay an item, never strand it.
+            return
         with self._lock:
             if self._notified or self._closed:
                 return
@@ -117,6 +127,11 @@ class Mailbox[T]:
             # Written under the lock so that `close` cannot free the fd (and the
             # kernel hand it to another file) between the check and the write.
             self._waker.wake()
+
+    @property
+    def pending(self) -> bool:
+        """Items are waiting (the IO thread's timer tick checks it)."""
+        return not self._queue.empty()
 
     def drain(self) -> list[T]:
         """IO thread only: everything posted so far, in post order per producer."""
