@@ -289,8 +289,12 @@ class Server:
                 return
             deadline = time.monotonic() + timeout
             loop.stop_accepting(timeout)
-            for engine in loop.websockets.close():
-                engine.close(1001, "server shutting down")
+            engines = loop.websockets.close()
+            if self._failure is None:
+                for engine in engines:
+                    engine.close(1001, "server shutting down")
+            # else the failed loop dropped every connection already: their handlers
+            # get ERROR and CLOSE (1006), as for any connection lost without a Close.
             self._refuse_queued(pool.ring)
             loop.refusals_done()
             if not loop.websockets.wait_empty(min(deadline, time.monotonic() + 1.0)):

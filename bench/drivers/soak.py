@@ -2,7 +2,7 @@
 load with aborts, resets, oversized and malformed requests and slowloris clients against
 bench/apps/soak_app.py) for 600 s on 3.13t, once (a soak is one long run, not rounds).
 Its checks: every well-formed request answered correctly, no stray 5xx, fds and threads
-back after the load; RSS is reported. Not in --quick: tests/integration/test_soak.py runs
+back after the load; RSS is reported. Not in --quick: tests/system/test_soak.py runs
 a 30 s version on every ./ci/test."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def soak(python: Path, snapshot: Path | None) -> Workload:
 
 def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
     if ctx.quick:
-        print("  soak: not in --quick (tests/integration/test_soak.py runs 30 s of it)")
+        print("  soak: not in --quick (tests/system/test_soak.py runs 30 s of it)")
         return [], {}
     groups = [
         Group(

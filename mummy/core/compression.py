@@ -142,14 +142,30 @@ def decode_body(body: bytes, content_encoding: str, max_len: int) -> bytes:
     elif coding == "gzip":
         out = _zlib_decode(body, 31, max_len)
     elif coding == "deflate":
-        # Accept both the zlib format and, as many clients send, raw deflate.
-        wbits = 15 if len(body) >= 2 and (body[0] * 256 + body[1]) % 31 == 0 else -15
-        out = _zlib_decode(body, wbits, max_len)
+        # Accept both the zlib format (RFC 1950) and, as many clients send, raw
+        # deflate (RFC 1951); 1 in 31 raw bodies also passes the zlib header check.
+        if _looks_like_zlib(body):
+            try:
+                out = _zlib_decode(body, 15, max_len)
+            except DecodeError:
+                out = _zlib_decode(body, -15, max_len)
+        else:
+            out = _zlib_decode(body, -15, max_len)
     else:
         raise DecodeError(415, f"unsupported Content-Encoding {content_encoding!r}")
     if len(out) > max_len:
         raise DecodeError(413, "decoded request body is larger than max_body_len")
     return out
+
+
+def _looks_like_zlib(body: bytes) -> bool:
+    """RFC 1950 §2.2: CM 8 (deflate), a window of at most 32 KiB, FCHECK right."""
+    return (
+        len(body) >= 2
+        and body[0] & 0x0F == 8
+        and body[0] >> 4 <= 7
+        and (body[0] * 256 + body[1]) % 31 == 0
+    )
 
 
 def _zlib_decode(body: bytes, wbits: int, max_len: int) -> bytes:
