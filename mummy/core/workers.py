@@ -5,7 +5,8 @@ GIL build they still overlap blocking calls (sleep, IO, a database query).
 
 A fixed pool (`min_workers == max_workers`) is that many threads for the
 server's life. An adaptive pool starts `min_workers` threads and grows towards
-`max_workers` only when tasks wait AND the machine has idle CPU: then the busy
+`max_workers` (doubling at most, every CHECK_SECONDS) only when tasks have been
+waiting for two checks AND the machine has idle CPU: then the busy
 workers are blocked (sleeping, waiting on a database), not computing, and more
 threads serve more requests. When tasks wait and the CPU is busy, more threads
 would only add contention (3.13t's locks spin with sched_yield when contended),
@@ -128,11 +129,18 @@ class WorkerPool[T]:
 
     def _manage(self) -> None:
         meter = CpuMeter()
+        waited = False
         while not self._stop.wait(CHECK_SECONDS):
             busy = meter.busy_share()
-            waiting = self.ring.in_flight - len(self._threads)
-            if waiting > 0 and busy < GROW_BELOW_BUSY:
-                self._grow(waiting)
+            size = len(self._threads)
+            waiting = self.ring.in_flight - size
+            # Tasks waited at the last check too, so the CPU was measured while work
+            # was pending (a burst after idle time is not mistaken for blocked
+            # workers). Grow by at most the pool's size per check: it doubles
+            # towards what the load needs and does not overshoot on one burst.
+            if waiting > 0 and waited and busy < GROW_BELOW_BUSY:
+                self._grow(min(waiting, size))
+            waited = waiting > 0
 
     def _retire(self) -> bool:
         """An idle worker leaves if the pool stays at or above min_workers."""
