@@ -50,6 +50,11 @@ class TaskRing[T]:
     def full(self) -> bool:
         return self.in_flight >= self.capacity
 
+    @property
+    def queued(self) -> int:
+        """Any thread: tasks no worker has taken yet (a moment's snapshot)."""
+        return self._queue.qsize()
+
     def put(self, item: T, *, force: bool = False) -> bool:
         """IO thread only. False (item not queued) when the ring is full, unless
         `force`: WebSocket events and TLS handshake steps (at most one per

@@ -21,8 +21,8 @@ does. Idle CPU is what more threads could use.
 
 Concurrency contract: `_lock` guards `_threads` and `_stopping`; it is taken
 when a thread starts or retires and by `stop`, never per task. The manager
-thread (`mummy-pool`, adaptive pools only) reads `ring.in_flight`, which the IO
-thread writes (an int: a stale value only delays a decision by one check).
+thread (`mummy-pool`, adaptive pools only) reads `ring.queued`, the queue's
+length (a snapshot: a stale value only delays a decision by one check).
 """
 
 import logging
@@ -133,7 +133,10 @@ class WorkerPool[T]:
         while not self._stop.wait(CHECK_SECONDS):
             busy = meter.busy_share()
             size = len(self._threads)
-            waiting = self.ring.in_flight - size
+            # Not in_flight - size: in_flight also counts finished tasks whose
+            # message the IO thread has not taken yet, and a busy IO thread (a burst
+            # of WebSocket opens) lags on those while every worker is idle.
+            waiting = self.ring.queued
             # Tasks waited at the last check too, so the CPU was measured while work
             # was pending (a burst after idle time is not mistaken for blocked
             # workers). Grow by at most the pool's size per check: it doubles
