@@ -61,7 +61,7 @@ def open_socket(
     if offer_deflate:
         pairs.append(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"))
     request = UpgradeRequest(Headers(pairs))
-    response, proto = open_websocket(request, compression, 1 << 16)  # type: ignore[arg-type]
+    response, proto = open_websocket(request, compression, 1 << 16, 0)  # type: ignore[arg-type]
     assert response.startswith(b"HTTP/1.1 101 ")
     ws = WebSocketEngine(proto, object(), request.posted.append, 1 << 20)  # type: ignore[arg-type]
     return ws, request

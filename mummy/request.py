@@ -178,8 +178,12 @@ class Request:
             self.respond(501, None, "WebSockets over HTTP/2 are not supported; use HTTP/1.1\n")
             raise MummyError("WebSockets over HTTP/2 are not supported; use HTTP/1.1")
         try:
+            config = ctx.config
             wire, proto = open_websocket(
-                self, ctx.config.websocket_compression, ctx.config.max_message_len
+                self,
+                config.websocket_compression,
+                config.max_message_len,
+                config.websocket_compress_min_size,
             )
         except MummyError as exc:
             status = 426 if "version" in str(exc).lower() else 400

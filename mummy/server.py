@@ -92,6 +92,7 @@ class Server:
         websocket_ping_interval: float | None = None,
         websocket_close_timeout: float = 5.0,
         websocket_compression: bool | str = True,
+        websocket_compress_min_size: int = 1024,
         http2: bool = True,
         h2_max_concurrent_streams: int = 100,
     ) -> None:
@@ -128,6 +129,7 @@ class Server:
             websocket_ping_interval=websocket_ping_interval,
             websocket_close_timeout=websocket_close_timeout,
             websocket_compression=websocket_compression,
+            websocket_compress_min_size=websocket_compress_min_size,
             # HTTP/2 needs the optional h2 package (pip install mummy-server[h2]).
             http2=bool(http2) and _h2_installed(),
             h2_max_concurrent_streams=h2_max_concurrent_streams,

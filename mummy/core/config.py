@@ -65,6 +65,7 @@ class ServerConfig:
     websocket_ping_interval: float | None = None
     websocket_close_timeout: float = 5.0
     websocket_compression: bool | str = True
+    websocket_compress_min_size: int = 1024
     http2: bool = True  # False here when the h2 package is missing
     h2_max_concurrent_streams: int = 100
 
@@ -91,6 +92,9 @@ class ServerConfig:
         size = self.compress_min_size
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise MummyError(f"compress_min_size must be an int >= 0, got {size!r}")
+        size = self.websocket_compress_min_size
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise MummyError(f"websocket_compress_min_size must be an int >= 0, got {size!r}")
         if self.websocket_compression not in (True, False, "context_takeover"):
             raise MummyError(
                 "websocket_compression must be True, False or 'context_takeover', "

@@ -31,7 +31,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong
 from wsproto.events import Message as WsprotoMessage
 from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.frame_protocol import CloseReason
+from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 from wsproto.utilities import RemoteProtocolError
 
 from mummy.core.fields import comma_tokens
@@ -92,15 +92,31 @@ class HeaderView(Protocol):
     def multi_items(self) -> list[tuple[str, str]]: ...
 
 
-class BoundedPerMessageDeflate(PerMessageDeflate):
-    """permessage-deflate (RFC 7692) that stops inflating past `max_message_len`:
-    deflate expands up to ~1000:1, so a 64 KiB frame could otherwise cost 64 MiB
-    before any size check runs. Past the limit the connection fails with 1009."""
+class MummyDeflate(PerMessageDeflate):
+    """permessage-deflate (RFC 7692) as mummy runs it, server side.
 
-    def __init__(self, max_message_len: int, **options: bool) -> None:
+    - Inbound, it stops inflating past `max_message_len`: deflate expands up to
+      ~1000:1, so a 64 KiB frame could otherwise cost 64 MiB before any size
+      check runs. Past the limit the connection fails with 1009.
+    - Outbound, a message shorter than `min_size` goes out uncompressed, RSV1
+      clear (§6.1 lets an endpoint send any message uncompressed; deflating a
+      short message costs more CPU than the bytes it saves).
+    - Outbound without server context takeover, a whole message is deflated by
+      the sending thread's own compressor and ends with a full flush, not by a
+      new zlib stream (~256 KB to set up and free) per message. Z_FULL_FLUSH
+      resets the dictionary, so no message refers to one before it: what
+      server_no_context_takeover promises the client (§7.1.1.1). The output of a
+      full flush ends with the empty stored block 00 00 ff ff that §7.2.1 strips.
+      Inbound stays one zlib stream per message: a window shared between
+      connections would let one client's back-references read another's data.
+    """
+
+    def __init__(self, max_message_len: int, min_size: int, **options: bool) -> None:
         super().__init__(**options)
         self._limit = max_message_len
         self._inflated = 0
+        self._min_size = max(1, min_size)  # an empty message is never deflated
+        self._outbound_plain = False  # the message being sent goes out uncompressed
 
     def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
         if not self._inbound_compressed or not self._inbound_is_compressible:
@@ -121,9 +137,46 @@ class BoundedPerMessageDeflate(PerMessageDeflate):
             self._inflated = 0
         return super().frame_inbound_complete(proto, fin)
 
+    def frame_outbound(
+        self, proto: Any, opcode: Opcode, rsv: RsvBits, data: bytes, fin: bool
+    ) -> tuple[RsvBits, bytes]:
+        if not self._compressible_opcode(opcode):
+            return rsv, data
+        if opcode is not Opcode.CONTINUATION:
+            # The first frame decides for the whole message (mummy sends whole
+            # messages, so a message shorter than min_size is one frame).
+            self._outbound_plain = fin and len(data) < self._min_size
+            if not self._outbound_plain and fin and self.server_no_context_takeover:
+                deflate = thread_compressor(self.server_max_window_bits)
+                out = deflate.compress(data) + deflate.flush(zlib.Z_FULL_FLUSH)
+                return RsvBits(True, rsv.rsv2, rsv.rsv3), out[:-4]
+        if self._outbound_plain:
+            return rsv, data
+        return super().frame_outbound(proto, opcode, rsv, data, fin)
+
+
+_compressors = threading.local()
+
+
+def thread_compressor(window_bits: int) -> Any:
+    """This thread's raw-deflate compressor for `window_bits` (made on first use;
+    used only between full flushes, so it carries nothing from one message on)."""
+    by_bits: dict[int, Any] | None = getattr(_compressors, "by_bits", None)
+    if by_bits is None:
+        by_bits = _compressors.by_bits = {}
+    deflate = by_bits.get(window_bits)
+    if deflate is None:
+        deflate = by_bits[window_bits] = zlib.compressobj(
+            zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -window_bits
+        )
+    return deflate
+
 
 def open_websocket(
-    request: UpgradeRequest, compression: WebSocketCompression, max_message_len: int
+    request: UpgradeRequest,
+    compression: WebSocketCompression,
+    max_message_len: int,
+    compress_min_size: int,
 ) -> tuple[bytes, WSConnection]:
     """Check an upgrade request (RFC 6455 §4.2.1) and build the 101 response.
     Raises MummyError saying what is wrong with the handshake."""
@@ -158,8 +211,9 @@ def open_websocket(
         # messages; RFC 7692 §7.1.1.1-2 lets a server ask for both directions.
         takeover = compression == "context_takeover"
         extensions.append(
-            BoundedPerMessageDeflate(
+            MummyDeflate(
                 max_message_len,
+                compress_min_size,
                 client_no_context_takeover=not takeover,
                 server_no_context_takeover=not takeover,
             )

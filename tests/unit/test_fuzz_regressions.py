@@ -44,7 +44,7 @@ def open_socket(offer_deflate: bool = False) -> WebSocketEngine:
     if offer_deflate:
         pairs.append(("Sec-WebSocket-Extensions", "permessage-deflate"))
     request = UpgradeRequest(Headers(pairs))
-    response, proto = open_websocket(request, True, 1 << 16)  # type: ignore[arg-type]
+    response, proto = open_websocket(request, True, 1 << 16, 0)  # type: ignore[arg-type]
     assert (b"permessage-deflate" in response) is offer_deflate
     return WebSocketEngine(proto, object(), request.posted.append, 1 << 20)  # type: ignore[arg-type]
 
