@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong
 from wsproto.events import Message as WsprotoMessage
@@ -88,7 +89,6 @@ class UpgradeRequest(Protocol):
 
 
 class HeaderView(Protocol):
-    def get_all(self, name: str) -> list[str]: ...
     def multi_items(self) -> list[tuple[str, str]]: ...
 
 
@@ -177,21 +177,27 @@ def open_websocket(
     compression: WebSocketCompression,
     max_message_len: int,
     compress_min_size: int,
-) -> tuple[bytes, WSConnection]:
-    """Check an upgrade request (RFC 6455 §4.2.1) and build the 101 response.
+) -> tuple[bytes, WsprotoConnection]:
+    """Check an upgrade request (RFC 6455 §4.2.1) and build the 101 response;
+    returns it and the frame protocol of the open connection.
     Raises MummyError saying what is wrong with the handshake."""
-    headers = request.headers
+    # Read from the pairs, not through the Headers index: the request lives as long
+    # as the WebSocket (`ws.request`), and an index built here would too.
+    pairs = request.headers.multi_items()
+    fields: dict[str, list[str]] = {}
+    for name, value in pairs:
+        fields.setdefault(name.lower(), []).append(value)
     problem = None
     if request.method != "GET" or request.http_version != "HTTP/1.1":
         problem = "a WebSocket handshake is a GET over HTTP/1.1"
-    elif "upgrade" not in comma_tokens(headers.get_all("connection")):
+    elif "upgrade" not in comma_tokens(fields.get("connection", [])):
         problem = "the Connection header must contain 'upgrade'"
-    elif "websocket" not in comma_tokens(headers.get_all("upgrade")):
+    elif "websocket" not in comma_tokens(fields.get("upgrade", [])):
         problem = "the Upgrade header must be 'websocket'"
-    elif headers.get_all("sec-websocket-version")[:1] != ["13"]:
+    elif fields.get("sec-websocket-version", [])[:1] != ["13"]:
         problem = "unsupported Sec-WebSocket-Version (only version 13 is)"
     else:
-        key = (headers.get_all("sec-websocket-key") or [""])[0]
+        key = fields.get("sec-websocket-key", [""])[0]
         try:
             if len(base64.b64decode(key, validate=True)) != 16:
                 problem = "Sec-WebSocket-Key must be 16 bytes, base64-encoded"
@@ -200,7 +206,7 @@ def open_websocket(
     if problem is not None:
         raise MummyError(f"Invalid request to upgrade to a WebSocket: {problem}")
     proto = WSConnection(ConnectionType.SERVER)
-    raw = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers.multi_items()]
+    raw = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in pairs]
     try:
         proto.initiate_upgrade_connection(raw, request.uri)
     except RemoteProtocolError as exc:
@@ -218,7 +224,11 @@ def open_websocket(
                 server_no_context_takeover=not takeover,
             )
         )
-    return proto.send(AcceptConnection(extensions=extensions)), proto
+    wire = proto.send(AcceptConnection(extensions=extensions))
+    # Past the handshake only the frame protocol is needed: keeping the
+    # WSConnection would keep its h11 handshake state (~1.5 KB) per connection.
+    assert proto.connection is not None
+    return wire, proto.connection
 
 
 class WebSocketEngine:
@@ -227,7 +237,7 @@ class WebSocketEngine:
 
     def __init__(
         self,
-        proto: WSConnection,
+        proto: WsprotoConnection,
         conn: Connection,
         post: Post,
         send_buffer_len: int,
