@@ -204,10 +204,40 @@ def header(path: Path, data: Data) -> list[str]:
 
 
 def main_rows(data: Data) -> list[Cell]:
-    """HTTP/1.1 cells with the pools every server gets (mummy's worker sweep aside)."""
+    """HTTP/1.1 cells with the pools every server gets (mummy's worker sweep and the
+    defaults group aside)."""
     s = data["settings"]
     pools = {f"workers={s['pool']}", f"workers={s['sleep_pool']}"}
-    return [c for c in data["cells"] if c["server"] != "mummy" or c["settings"] in pools]
+    rows = [c for c in data["cells"] if c["server"] != "mummy" or c["settings"] in pools]
+    return [c for c in rows if c not in default_rows(data)]
+
+
+def default_rows(data: Data) -> list[Cell]:
+    """HTTP/1.1 cells of the defaults group: the settings a new user starts with."""
+    labels = data["settings"].get("defaults", [])
+    return [c for c in data["cells"] if c["settings"] in labels]
+
+
+def defaults_table(data: Data, notes: Notes) -> list[str]:
+    """Each path with default settings, mummy's default ÷ each row, and the best fixed
+    mummy pool of the same run (its sweep) for the target 'within 10% of the best'."""
+    rows, out = default_rows(data), []
+    fixed = [c for c in data["cells"] if c["server"] == "mummy" and free(c)]
+    fixed = [c for c in fixed if c["settings"].startswith("workers=")]
+    for path in PATH_TITLES:
+        cells = sorted(pick(rows, workload=path), key=lambda c: -(med(c, "rps") or 0))
+        ref = next((c for c in cells if c["server"] == "mummy"), None)
+        best = max(pick(fixed, workload=path), key=lambda c: med(c, "rps") or 0, default=None)
+        if ref is None:
+            continue
+        ratio: Column = ("mummy default ÷ row", lambda c, ref=ref: paired_ratio(ref, c))
+        columns = [SERVER, INTERP, SETTINGS, RPS, P99, CPU, ratio]
+        out += [
+            f"#### {PATH_TITLES[path]}",
+            "",
+            *notes.table([*cells, *[best] * bool(best)], columns, 3),
+        ]
+    return out
 
 
 def gil_pairs(data: Data) -> list[tuple[Cell, Cell]]:
@@ -234,7 +264,13 @@ def http1(data: Data, notes: Notes) -> list[str]:
         if rows:
             columns = [SERVER, INTERP, SETTINGS, conns, RPS, P99, CPU, ratio]
             out += [f"### {title}", "", *notes.table(rows, columns, 3)]
+    if default_rows(data):
+        out += ["### With default settings", ""]
+        out += ["mummy's adaptive pool, granian's own defaults and granian with 128"]
+        out += ["blocking threads; the last row of each table is mummy's best fixed pool.", ""]
+        out += defaults_table(data, notes)
     sweep = [c for c in data["cells"] if c["server"] == "mummy" and free(c)]
+    sweep = [c for c in sweep if c["settings"].startswith("workers=")]
     if len({c["settings"] for c in sweep}) > 2:
         sweep.sort(key=lambda c: (c["workload"], int(c["settings"].split("=")[1])))
         out += ["### mummy on 3.13t by number of workers", ""]
@@ -286,14 +322,16 @@ def websocket(data: Data, notes: Notes) -> list[str]:
             ),
         )
         lost: Column = ("errors / stalled", lambda c: f"{med(c, 'errors')} / {med(c, 'stalled')}")
-        columns = [SERVER, INTERP, SETTINGS, deflate, metric("echoes/s", "msgs_per_s")]
-        columns += [P50, P99, CPU, lost]
-        out += [f"### Echo: {s['clients']} clients, {s['size']}-byte messages, one in flight"]
-        out += ["", *notes.table(echo, columns, 4)]
+        columns = [WORKLOAD, SERVER, INTERP, SETTINGS, deflate, metric("echoes/s", "msgs_per_s")]
+        columns += [P50, P99, CPU, lost, metric("server bytes per echo", "wire_bytes_per_echo")]
+        out += [f"### Echo: {s['clients']} clients, one message in flight each"]
+        echo.sort(key=lambda c: (c["workload"], -(med(c, "msgs_per_s") or 0)))
+        out += ["", *notes.table(echo, columns, 5)]
     if idle:
         columns = [SERVER, INTERP, metric("connections", "connections")]
         columns += [metric("failed", "failed"), metric("s to open all", "open_s", 1)]
         columns += [metric("KiB per connection", "kib_per_connection", 1)]
+        columns += [metric("server threads", "server_threads")]
         columns += [metric("broadcast: queued", "broadcast_queued_ms")]
         columns += [metric("broadcast: all received", "broadcast_received_ms")]
         out += [f"### Idle connections, then {s['broadcasts']} broadcasts to all", ""]
@@ -435,10 +473,23 @@ def readme_block(results: dict[str, tuple[Path, Data]]) -> list[str]:
         text += f"; the median of {rounds} interleaved rounds; all tables in"
         text += " `docs/performance.md`):"
         out += [text, "", *table(["workload", *(f"{s} {i}" for s, i in columns)], body, 1)]
+        if default_rows(data):
+            out.append(f"- {headline_defaults(data)}")
     for driver, (_, data) in results.items():
         if driver in HEADLINES:
             out.append(f"- {HEADLINES[driver](data['cells'])}")
     return [*out, ""]
+
+
+def headline_defaults(data: Data) -> str:
+    """HTTP/1.1 with default settings: mummy's default ÷ each granian row, by path."""
+    rows, parts = default_rows(data), []
+    for path in PATH_TITLES:
+        ref = one(rows, server="mummy", workload=path)
+        for c in (c for c in pick(rows, workload=path) if c is not ref):
+            parts.append(f"`{path}` {c['settings'].split(', ')[-1]} {paired_ratio(ref, c)}")
+    mummy = ", ".join(f"`{c['workload']}` {num(med(c, 'rps'))}" for c in pick(rows, server="mummy"))
+    return f"Default settings, mummy 3.13t req/s: {mummy}; mummy ÷ granian: " + ", ".join(parts)
 
 
 def headline_plumbing(cells: list[Cell]) -> str:

@@ -4,10 +4,13 @@ connections), `/sleep` (a blocking 10 ms sleep, 100 connections) and `/cpu` (~1 
 pure Python, 64 connections); plus mummy on 3.13t with 2, 8 and 20 workers on `/` and
 `/cpu` (the sweep). Thread pools are 2 x cores on `/` and `/cpu` and 100 on `/sleep`;
 uvicorn is async and has none; gunicorn x2 (two processes) runs on the GIL build only.
---quick: `/` on 3.13t alone."""
+Then the defaults group on 3.13t, every path: mummy with no `workers` (its adaptive pool),
+granian with its own defaults and granian `--blocking-threads 128`, as a new user would
+try them. --quick: `/` on 3.13t alone."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from harness import load, peers
@@ -19,6 +22,12 @@ POOL = 2 * CORES  # thread pools on `/` and `/cpu`
 SLEEP_POOL = 100  # on `/sleep`: a thread per connection
 CONNECTIONS = {"/": 64, "/sleep": 100, "/cpu": 64}
 SWEEP = (2, 8, 20)
+BIG_POOL = 128  # granian's best setting for `/sleep`, in the defaults group
+DEFAULTS = {
+    "mummy": "defaults (adaptive pool)",
+    "granian": "WSGI, 1 worker, defaults",
+    "granian-big": f"WSGI, 1 worker, --blocking-threads {BIG_POOL}",
+}
 
 
 def pooled_peers(ctx: Context, interp: Interpreter, pool: int) -> list[ServerSpec]:
@@ -74,5 +83,16 @@ def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
                 ctx.peer_spec("uvicorn", interp, settings, argv),
                 [p for paths in by_pool.values() for p in paths],
             )
+    for interp in [] if ctx.quick else ctx.builds("ft"):
+        add_defaults(ctx, interp, lambda spec: add(spec, list(CONNECTIONS)))
     settings = {"pool": POOL, "sleep_pool": SLEEP_POOL, "sweep": SWEEP, "connections": CONNECTIONS}
-    return groups, settings
+    return groups, settings | {"defaults": list(DEFAULTS.values())}
+
+
+def add_defaults(ctx: Context, interp: Interpreter, add: Callable[[ServerSpec], None]) -> None:
+    """The defaults group: the settings a new user starts with, every path."""
+    add(ctx.mummy(interp, "mummy_app.py", [], DEFAULTS["mummy"]))
+    if venv := ctx.peer("granian", interp):
+        for key, threads in (("granian", None), ("granian-big", BIG_POOL)):
+            argv = peers.granian(venv, "wsgi_app:app", "wsgi", threads, "auto")
+            add(ctx.peer_spec("granian", interp, DEFAULTS[key], argv))

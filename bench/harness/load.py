@@ -190,15 +190,20 @@ def ensure_ws_client() -> None:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=WS_CLIENT, check=True)
 
 
-def ws_echo(clients: int, size: int, deflate: bool, warmup_s: float = 2.0) -> Workload:
+def ws_echo(
+    clients: int, size: int, deflate: bool, warmup_s: float = 2.0, payload: str = "x"
+) -> Workload:
     """`clients` connections, each sending a `size`-byte text message and waiting for the
-    echo before the next; permessage-deflate offered or not."""
+    echo before the next; permessage-deflate offered or not. `payload`: "x" (x's) or
+    "json" (JSON records that deflate ~5:1); the server's bytes per echo on the wire
+    are measured too."""
 
     def measure(running: Running, seconds: float) -> Sample:
         argv = [
             *("node", str(WS_CLIENT / "client.js"), "echo", f"ws://{HOST}:{running.port}/ws"),
             *(str(clients), f"{seconds:g}", str(size), f"{warmup_s:g}"),
             "on" if deflate else "off",
+            payload,
         ]
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=seconds + warmup_s + 120
@@ -208,12 +213,15 @@ def ws_echo(clients: int, size: int, deflate: bool, warmup_s: float = 2.0) -> Wo
         if event.get("phase") != "echo":
             return Sample({}, argv, str(event.get("message", event))[-300:])
         keys = ("msgs_per_s", "p50_ms", "p99_ms", "max_ms", "errors", "stalled")
+        keys += ("wire_bytes_per_echo",)
         metrics = {k: event[k] for k in keys}
         metrics["deflate_negotiated"] = event["deflate"]
         return Sample(metrics, argv)
 
-    name = f"echo {size} B, deflate {'offered' if deflate else 'off'}"
+    what = f"{size:,} B" if payload == "x" else f"{size // 1024} KiB JSON"
+    name = f"echo {what}, deflate {'offered' if deflate else 'off'}"
     params = {"clients": clients, "size": size, "deflate_offered": deflate, "warmup_s": warmup_s}
+    params["payload"] = payload
     return Workload(name, params, measure, main=("msgs_per_s", "msg/s"))
 
 
@@ -245,6 +253,7 @@ def ws_idle(connections: int, broadcasts: int) -> Workload:
             opened = read_event(client.stdout, "opened")
             time.sleep(min(2.0, 0.5 + connections / 5000))  # the last OPEN events run
             after = running.server.status_field("VmRSS")
+            threads = running.server.status_field("Threads")
             client.stdin.write("go\n")
             client.stdin.flush()
             rounds = [read_event(client.stdout, "broadcast") for _ in range(broadcasts)]
@@ -267,6 +276,7 @@ def ws_idle(connections: int, broadcasts: int) -> Workload:
             "rss_before_kib": before,
             "rss_open_kib": after,
             "kib_per_connection": (after - before) / max(1, opened["connections"]),
+            "server_threads": threads,
             "broadcast_queued_ms": sorted(r["server_queued_ms"] for r in rounds)[len(rounds) // 2],
             "broadcast_received_ms": received[len(received) // 2] if received else None,
         }

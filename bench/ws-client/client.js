@@ -10,12 +10,14 @@
 //     with the time from the POST until every connection had it. Waits for another
 //     line on stdin, closes everything, prints {"phase":"done"} and exits.
 //
-//   node client.js echo URL CLIENTS SECONDS SIZE WARMUP_SECONDS DEFLATE
+//   node client.js echo URL CLIENTS SECONDS SIZE WARMUP_SECONDS DEFLATE [PAYLOAD]
 //     CLIENTS connections, each sending a SIZE-byte text message and waiting for its
 //     echo before sending the next, for WARMUP_SECONDS + SECONDS. Prints the echoes per
-//     second and latency percentiles of the last SECONDS, and how many clients stalled
-//     (still waiting for an echo 10 s after the end). DEFLATE is "on" (offer
-//     permessage-deflate, the `ws` default) or "off".
+//     second and latency percentiles of the last SECONDS, how many clients stalled
+//     (still waiting for an echo 10 s after the end), and the bytes the server sent per
+//     echo on the wire (TCP payload, frame headers included). DEFLATE is "on" (offer
+//     permessage-deflate, the `ws` default) or "off". PAYLOAD is "x" (SIZE x's, the
+//     default) or "json" (JSON records of words and numbers, which deflate ~5:1).
 "use strict";
 
 const http = require("http");
@@ -159,11 +161,25 @@ function parseExtensions(ws) {
   return names;
 }
 
-async function echo(url, clients, seconds, size, warmup, deflate) {
+// JSON records of words and numbers, `size` characters (ASCII), the same every run.
+function jsonText(size) {
+  const words = ["alpha", "beta", "gamma", "delta", "mummy", "server", "thread", "python"];
+  let seed = 7;
+  const next = (n) => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
+  let text = "[";
+  for (let id = 0; text.length < size; id++) {
+    const name = [0, 1, 2].map(() => words[next(words.length)]).join(" ");
+    text += JSON.stringify({ id, name, score: next(100000), ok: next(2) === 1 }) + ",";
+  }
+  return text.slice(0, size);
+}
+
+async function echo(url, clients, seconds, size, warmup, deflate, kind) {
   const { sockets, failed, firstError } = await openMany(url, clients, deflate);
   if (failed) fail(`${failed} connections failed: ${firstError}`);
   const negotiated = "permessage-deflate" in parseExtensions(sockets[0]);
-  const payload = "x".repeat(size);
+  const payload = kind === "json" ? jsonText(size) : "x".repeat(size);
+  let received = 0;
   const start = performance.now();
   const measureFrom = start + warmup * 1000;
   const stopAt = measureFrom + seconds * 1000;
@@ -186,6 +202,7 @@ async function echo(url, clients, seconds, size, warmup, deflate) {
           };
           ws.on("message", (data) => {
             const now = performance.now();
+            received++;
             if (data.length !== size) errors++;
             if (now >= measureFrom && sentAt >= measureFrom) latencies.push(now - sentAt);
             if (now < stopAt) sendNext();
@@ -198,6 +215,8 @@ async function echo(url, clients, seconds, size, warmup, deflate) {
   );
   await Promise.race([everyone, gaveUp]);
   latencies.sort((a, b) => a - b);
+  // What the server sent, over every echo of the run (the 101s are ~0.1% of it).
+  const wireRead = sockets.reduce((sum, ws) => sum + ws._socket.bytesRead, 0);
   emit({
     phase: "echo",
     clients: sockets.length,
@@ -211,6 +230,7 @@ async function echo(url, clients, seconds, size, warmup, deflate) {
     max_ms: latencies.length ? latencies[latencies.length - 1] : null,
     errors,
     stalled: sockets.length - finished,
+    wire_bytes_per_echo: received ? wireRead / received : null,
   });
   for (const ws of sockets) ws.terminate();
   process.exit(0);
@@ -222,8 +242,8 @@ if (mode === "idle") {
 } else if (mode === "echo") {
   echo(
     args[0], Number(args[1]), Number(args[2]), Number(args[3]), Number(args[4]),
-    args[5] !== "off",
+    args[5] !== "off", args[6] || "x",
   ).catch((err) => fail(String(err)));
 } else {
-  fail("usage: node client.js idle URL N BROADCAST_URL ROUNDS | echo URL CLIENTS SECONDS SIZE WARMUP DEFLATE");
+  fail("usage: node client.js idle URL N BROADCAST_URL ROUNDS | echo URL CLIENTS SECONDS SIZE WARMUP DEFLATE [x|json]");
 }
