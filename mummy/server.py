@@ -25,6 +25,7 @@ from mummy.core.listener import make_listener
 from mummy.core.loop import EventLoop
 from mummy.core.messages import (
     H2Refuse,
+    H2Task,
     Http1Response,
     Task,
     TlsStep,
@@ -328,6 +329,8 @@ class Server:
                 if task.event is WebSocketEvent.INPUT:
                     task = WebSocketTask(conn, task.engine, WebSocketEvent.END)
                 ring.requeue(task)
+            elif isinstance(task, H2Task):
+                ring.requeue(task)  # parsed; the streams it completes are refused
             elif task.request.stream_id:
                 conn.post(H2Refuse(conn, task.request.stream_id))
             else:

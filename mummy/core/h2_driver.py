@@ -1,27 +1,150 @@
-"""HTTP/2 on the IO thread (with the optional h2 package): bytes through the
-connection's H2Session, each complete stream to the workers, their responses
-framed back; a drain's frames are written at once. Streams of one connection
-run in parallel.
+"""HTTP/2 with the optional h2 package: the IO thread moves bytes, workers run h2.
+
+The connection's H2Session (the pure-Python h2 state machine: frames, HPACK, flow
+control) is shared by the workers under one lock (`SharedSession`):
+
+- received bytes go to a worker as an H2Task, one at a time per connection, so
+  input is parsed in order; the worker posts an H2Output with the frames h2 wrote
+  and the streams the input completed, which the IO thread puts in the ring;
+- a stream's handler runs on any worker, in parallel with the connection's other
+  streams; its response is framed on the thread that responds (the connection's
+  `post` is `SharedSession.post`), which posts an H2Output with the frames;
+- the IO thread writes the frames of a whole mailbox drain at once, and keeps the
+  idle timer and the connection's end from the state each H2Output carries.
+
+Concurrency contract: `SharedSession.lock` guards the session on every thread.
+Messages are posted while it is held, so the mailbox holds them in the order h2
+wrote their bytes, and the last state the IO thread takes is the newest. The IO
+thread takes the lock only outside the hot path: at start, at shutdown, to refuse
+a stream and for its last word. Every other attribute of H2Driver is the IO
+thread's.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from mummy.core.connection import IDLE
 from mummy.core.driver import MAX_PENDING_OUTPUT, Driver
 from mummy.core.http1 import ParsedRequest
-from mummy.core.messages import H2Refuse, H2Response, HttpTask, Message
+from mummy.core.messages import H2Output, H2Refuse, H2Response, H2Task, HttpTask, Message
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mummy.core.connection import Connection
     from mummy.core.h2session import H2Session
     from mummy.core.loop import EventLoop
 
+    Operation = Callable[[H2Session], object]
+
+log = logging.getLogger("mummy")
+
+# How long the IO thread waits for the session's lock for its last word (a worker
+# holds it only while h2 runs, never while a handler does).
+LAST_WORD_WAIT_S = 1.0
+
+
+class SharedSession:
+    """One connection's H2Session, its lock and its queue; see the module's contract."""
+
+    __slots__ = ("_mailbox_post", "_queue", "conn", "lock", "session")
+
+    def __init__(
+        self, conn: Connection, session: H2Session, mailbox_post: Callable[[Message], None]
+    ) -> None:
+        self.conn = conn
+        self.session = session
+        self.lock = threading.Lock()
+        self._queue: deque[bytes | H2Response | H2Refuse | Operation] = deque()
+        self._mailbox_post = mailbox_post
+
+    def feed(self, data: bytes) -> None:
+        """Worker (an H2Task): received bytes, parsed in order."""
+        self._submit(data)
+
+    def post(self, msg: Message) -> None:
+        """Any thread: the connection's `post`. A stream's response (or refusal) is
+        framed in the session; anything else goes to the mailbox."""
+        if isinstance(msg, (H2Response, H2Refuse)):
+            self._submit(msg)
+        else:
+            self._mailbox_post(msg)
+
+    def run(self, operation: Operation) -> None:
+        """IO thread: run `operation` on the session (start, GOAWAY, a refusal); its
+        frames come back in an H2Output like the others."""
+        self._submit(operation)
+
+    def last_word(self) -> bytes:
+        """IO thread, when this connection fails: a GOAWAY (INTERNAL_ERROR)."""
+        word = b""
+        if self.lock.acquire(timeout=LAST_WORD_WAIT_S):
+            try:
+                word = self.session.fail()
+                self._drain()  # what is queued still ends its tasks
+            finally:
+                self.lock.release()
+        self._submit(None)
+        return word
+
+    def _submit(self, item: bytes | H2Response | H2Refuse | Operation | None) -> None:
+        # Whoever holds the lock frames everything queued, so a thread that finds it
+        # taken leaves its item and goes on: no thread waits (or spins) on another's
+        # h2 work. The holder looks at the queue again after releasing the lock, so an
+        # item queued just before the release is not left behind.
+        queue = self._queue
+        if item is not None:
+            queue.append(item)
+        while queue and self.lock.acquire(blocking=False):
+            try:
+                self._drain()
+            finally:
+                self.lock.release()
+
+    def _drain(self) -> None:
+        """Holding the lock: run every queued item; post their frames and the state."""
+        session, queue = self.session, self._queue
+        ended, fed, requests = 0, False, []
+        while queue:
+            item = queue.popleft()
+            try:
+                if isinstance(item, bytes):
+                    ended += 1
+                    fed = True
+                    requests += session.receive(item)
+                elif isinstance(item, H2Response):
+                    ended += 1
+                    session.respond(item.stream_id, item.status, item.fields, item.body)
+                elif isinstance(item, H2Refuse):
+                    ended += 1
+                    session.refuse(item.stream_id)
+                else:
+                    item(session)
+            except Exception:
+                # A bug in h2 or here: this connection ends with a GOAWAY, not the server.
+                log.exception("HTTP/2 session of %s failed", self.conn.remote_address)
+                session.fail()
+        self._mailbox_post(
+            H2Output(
+                self.conn,
+                session.data_to_send(),
+                ended=ended,
+                fed=fed,
+                requests=requests,
+                active_streams=session.active_streams,
+                closed=session.closed,
+                draining=session.draining,
+            )
+        )
+
 
 class H2Driver(Driver):
-    __slots__ = ("_pending", "_upgrade", "session")
+    __slots__ = ("_busy", "_inbuf", "_out", "_pending", "_state", "_upgrade", "_waiting", "shared")
 
     def __init__(self, loop: EventLoop, conn: Connection, inbuf: bytearray) -> None:
         # Imported here: h2 is an optional extra, needed once a client speaks HTTP/2.
@@ -29,49 +152,96 @@ class H2Driver(Driver):
 
         super().__init__(loop, conn)
         config = loop.config
-        self.session: H2Session = H2Session(
+        session = H2Session(
             max_headers_len=config.max_headers_len,
             max_body_len=config.max_body_len,
             max_streams=config.h2_max_concurrent_streams,
         )
+        self.shared = SharedSession(conn, session, conn.post)
         self._pending = bytes(inbuf)  # bytes that came with the switch
         self._upgrade: ParsedRequest | None = None
+        self._busy = False  # an H2Task of this connection is with a worker
+        self._inbuf = bytearray()  # input that arrived meanwhile
+        self._out: list[bytes] = []  # frames of this mailbox drain
+        self._state: H2Output | None = None  # the newest state, applied after the drain
+        self._waiting: deque[ParsedRequest] = deque()  # streams the full ring refused
 
     def accept_upgrade(self, http2_settings: str, request: ParsedRequest) -> None:
         """h2c through `Upgrade: h2c`: the upgrade request becomes stream 1.
-        Raises when HTTP2-Settings is invalid."""
-        self.session.start_upgrade(http2_settings)
-        self._upgrade = self.session.upgrade_request(request.head, request.body)
+        Raises when HTTP2-Settings is invalid. (No worker has the session yet.)"""
+        session = self.shared.session
+        session.start_upgrade(http2_settings)
+        self._upgrade = session.upgrade_request(request.head, request.body)
 
     def start(self) -> None:
+        self.conn.post = self.shared.post  # responses are framed where they are made
         if self._upgrade is None:
-            self.session.start()
+            self.shared.run(_start)
         else:
+            self.shared.run(_settings)  # the upgrade started the session
             self._dispatch(self._upgrade)
             self._upgrade = None
         data, self._pending = self._pending, b""
-        self.received(data)
+        if data:
+            self.received(data)
 
     def received(self, data: bytes) -> None:
-        for request in self.session.receive(data):
-            self._dispatch(request)
-        self._write()
+        if self._busy:
+            self._inbuf += data
+            if len(self._inbuf) > self.loop.config.max_buffered:
+                self.loop.update_events(self.conn)
+        else:
+            self._feed(data)
 
     def message(self, msg: Message) -> None:
+        if not isinstance(msg, H2Output):
+            return
+        ring = self.loop.ring
+        for _ in range(msg.ended):  # the tasks it ends, whether or not still connected
+            ring.done()
+        if msg.fed:
+            self._busy = False
         if self.conn.closed:
             return
-        if isinstance(msg, H2Response):
-            self.session.respond(msg.stream_id, msg.status, msg.fields, msg.body)
-        elif isinstance(msg, H2Refuse):
-            self.session.refuse(msg.stream_id)
-        else:
-            return
+        if msg.wire:
+            self._out.append(msg.wire)
+        self._state = msg
         self.loop.after_drain.add(self)
+        for request in msg.requests:
+            self._dispatch(request)
+        if msg.fed and self._inbuf:
+            data = bytes(self._inbuf)
+            self._inbuf.clear()
+            self._feed(data)
 
     def after_messages(self) -> None:
-        self._write()
+        conn, loop, state = self.conn, self.loop, self._state
+        if self._out:
+            out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out.clear()
+            loop.send(conn, out)
+        if conn.closed or state is None:
+            return
+        if state.closed or (state.draining and not state.active_streams and not self._busy):
+            loop.close_after_output(conn, graceful=True)
+            return
+        if state.active_streams or self._busy or self._waiting:
+            loop.wheel.disarm(conn.timer)
+        elif conn.timer.timer_kind != IDLE:
+            loop.arm(conn.timer, loop.config.keep_alive_timeout, IDLE)
+        loop.update_events(conn)
+
+    def ring_has_room(self) -> None:
+        waiting, ring = self._waiting, self.loop.ring
+        while waiting and not ring.full:
+            ring.put(HttpTask(self.conn, waiting.popleft()))
+        if waiting:
+            self.loop.waiting_for_ring.append(self)
+        self.loop.update_events(self.conn)
 
     def wants_input(self) -> bool:
+        if self._waiting or (self._busy and len(self._inbuf) > self.loop.config.max_buffered):
+            return False
         return self.conn.out_len <= MAX_PENDING_OUTPUT
 
     def peer_closed(self) -> None:
@@ -84,33 +254,43 @@ class H2Driver(Driver):
         self.loop.close(self.conn)  # idle (no stream open) past keep_alive_timeout
 
     def server_refusals_done(self) -> None:
-        self.session.close()  # GOAWAY; the streams with workers are still answered
-        self._write()
+        # GOAWAY; the streams with workers are still answered.
+        self.shared.run(_goaway)
 
     def last_word(self) -> bytes:
-        return self.session.fail()
+        return self.shared.last_word()
+
+    def _feed(self, data: bytes) -> None:
+        self._busy = True
+        # One per connection in flight, like a WebSocket's events.
+        self.loop.ring.put(H2Task(self.conn, self.shared, data), force=True)
 
     def _dispatch(self, request: ParsedRequest) -> None:
-        if self.loop.closing:
+        loop = self.loop
+        if loop.closing:
             # RFC 9113 §8.7: a stream refused before any processing may be retried.
-            self.session.refuse(request.stream_id)
+            stream_id = request.stream_id
+            self.shared.run(lambda session: session.refuse(stream_id))
             return
         request.received_at = time.monotonic()
-        # Bounded by SETTINGS_MAX_CONCURRENT_STREAMS per connection.
-        self.loop.ring.put(HttpTask(self.conn, request), force=True)
+        # Streams count against max_pending_requests like HTTP/1.1 requests: when the
+        # ring is full they wait here, in order, and the connection is not read.
+        if self._waiting or not loop.ring.put(HttpTask(self.conn, request)):
+            if not self._waiting:
+                loop.waiting_for_ring.append(self)
+            self._waiting.append(request)
 
-    def _write(self) -> None:
-        conn, loop, session = self.conn, self.loop, self.session
-        out = session.data_to_send()
-        if out:
-            loop.send(conn, out)
-        if conn.closed:
-            return
-        if session.closed or (session.draining and not session.active_streams):
-            loop.close_after_output(conn, graceful=True)
-            return
-        if session.active_streams:
-            loop.wheel.disarm(conn.timer)
-        elif conn.timer.timer_kind != IDLE:
-            loop.arm(conn.timer, loop.config.keep_alive_timeout, IDLE)
-        loop.update_events(conn)
+
+# Operations the IO thread runs on a session (through SharedSession.run).
+
+
+def _start(session: H2Session) -> None:
+    session.start()
+
+
+def _settings(session: H2Session) -> None:
+    pass  # nothing to do: the H2Output carries what the upgrade framed
+
+
+def _goaway(session: H2Session) -> None:
+    session.close()

@@ -1,7 +1,8 @@
 """HTTP/2 (RFC 9113) for one connection, over the `h2` state machine (optional extra).
 
-Owned by the IO thread: bytes in, complete stream requests out, and responses
-(built by workers) framed back with flow control. Each stream's request goes to
+Bytes in, complete stream requests out, and responses framed back with flow
+control. It runs on workers, under the lock of mummy.core.h2_driver's
+SharedSession (one thread at a time, any thread). Each stream's request goes to
 the worker pool like an HTTP/1.1 request, so one connection's streams run in
 parallel and responses go out in whatever order they finish.
 
@@ -12,10 +13,14 @@ SETTINGS_MAX_HEADER_LIST_SIZE and the HPACK decoder; h2 itself refuses more
 than 64 CONTINUATION frames in a row (CVE-2024-27316).
 """
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
+import hpack.hpack
+import hpack.table
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
@@ -35,6 +40,34 @@ from h2.settings import SettingCodes
 from hyperframe.frame import GoAwayFrame
 
 from mummy.core.http1 import ParsedRequest, RequestHead
+
+
+class _DebugOff:
+    """A stand-in for hpack's module loggers whose `debug` does nothing: hpack calls
+    it ~20 times a request, ~9% of the h2 work per request (by the profile in
+    docs/performance.md), even with the logger off. Everything else goes to the
+    real logger."""
+
+    def __init__(self, real: logging.Logger) -> None:
+        self._real = real
+
+    def debug(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _quiet_hpack() -> None:
+    # Decided once, at import (the first HTTP/2 connection): a logger already at
+    # DEBUG keeps its debug output.
+    for module in (hpack.hpack, hpack.table):
+        real = getattr(module, "log", None)
+        if isinstance(real, logging.Logger) and not real.isEnabledFor(logging.DEBUG):
+            module.log = _DebugOff(real)  # type: ignore[attr-defined]
+
+
+_quiet_hpack()
 
 FLOOD_WINDOW_SECONDS = 10.0
 MAX_RESETS_PER_WINDOW = 200
@@ -71,7 +104,7 @@ class FloodCounter:
 
 
 class H2Session:
-    """One HTTP/2 connection; IO thread only."""
+    """One HTTP/2 connection; one thread at a time (SharedSession's lock)."""
 
     def __init__(self, *, max_headers_len: int, max_body_len: int, max_streams: int) -> None:
         # Outbound fields are validated (and lower-cased) by mummy.core.response.h2_fields;

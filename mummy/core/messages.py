@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
 if TYPE_CHECKING:
     from mummy.core.connection import Connection
+    from mummy.core.h2_driver import SharedSession
     from mummy.core.http1 import ParsedRequest
     from mummy.core.tls import TLSState
     from mummy.core.wsengine import WebSocketEngine
@@ -67,7 +68,19 @@ class TlsTask:
         self.data = data
 
 
-Task = HttpTask | WebSocketTask | TlsTask
+class H2Task:
+    """Received HTTP/2 bytes, for one connection's session on a worker; at most one
+    per connection in flight, so input is parsed in order."""
+
+    __slots__ = ("conn", "data", "session")
+
+    def __init__(self, conn: Connection, session: SharedSession, data: bytes) -> None:
+        self.conn = conn
+        self.session = session
+        self.data = data
+
+
+Task = HttpTask | WebSocketTask | TlsTask | H2Task
 
 # --- messages: any thread -> the IO thread ---------------------------------------
 
@@ -86,7 +99,9 @@ class Http1Response:
 
 
 class H2Response:
-    """One HTTP/2 stream's response, fields already checked. Ends a task."""
+    """One HTTP/2 stream's response, fields already checked. Never reaches the IO
+    thread: the connection's `post` frames it on the posting thread
+    (h2_driver.SharedSession.post) and posts the H2Output instead."""
 
     __slots__ = ("body", "conn", "fields", "status", "stream_id")
     ends_task: ClassVar[bool] = True
@@ -106,8 +121,50 @@ class H2Response:
         self.body = body
 
 
+class H2Output:
+    """Frames an HTTP/2 session produced, and the session's state right after
+    (posted under the session's lock, so the last one the IO thread takes is the
+    newest). `ended`: how many tasks it ends (H2Tasks and the HttpTasks of the
+    streams it answered: one H2Output may frame several), which the H2Driver
+    reports to the ring itself; `fed`: it parsed this connection's H2Task, whose
+    `requests` (streams now complete) go to the ring."""
+
+    __slots__ = (
+        "active_streams",
+        "closed",
+        "conn",
+        "draining",
+        "ended",
+        "fed",
+        "requests",
+        "wire",
+    )
+    ends_task: ClassVar[bool] = False  # ended times over, counted by the H2Driver
+
+    def __init__(
+        self,
+        conn: Connection,
+        wire: bytes,
+        *,
+        ended: int,
+        fed: bool,
+        requests: list[ParsedRequest],
+        active_streams: int,
+        closed: bool,
+        draining: bool,
+    ) -> None:
+        self.conn = conn
+        self.wire = wire
+        self.ended = ended
+        self.fed = fed
+        self.requests = requests
+        self.active_streams = active_streams
+        self.closed = closed
+        self.draining = draining
+
+
 class H2Refuse:
-    """Shutdown: an HTTP/2 stream no worker started. Ends a task."""
+    """Shutdown: an HTTP/2 stream no worker started; framed like H2Response."""
 
     __slots__ = ("conn", "stream_id")
     ends_task: ClassVar[bool] = True
@@ -208,6 +265,7 @@ Message = (
     Http1Response
     | H2Response
     | H2Refuse
+    | H2Output
     | Upgrade
     | TlsStep
     | WebSocketDone

@@ -20,6 +20,7 @@ from mummy.core.config import ServerConfig
 from mummy.core.connection import Connection
 from mummy.core.http1 import ParsedRequest
 from mummy.core.messages import (
+    H2Task,
     HttpTask,
     Task,
     TlsStep,
@@ -71,7 +72,9 @@ class WorkerRuntime[Req: HandledRequest]:
     def run(self, task: Task) -> None:
         """A worker runs this for each task (an HTTP request inline: the hot path)."""
         if not isinstance(task, HttpTask):
-            if isinstance(task, WebSocketTask):
+            if isinstance(task, H2Task):
+                task.session.feed(task.data)  # posts the H2Output that ends it
+            elif isinstance(task, WebSocketTask):
                 self._run_websocket(task)
             else:
                 self._run_tls_step(task)

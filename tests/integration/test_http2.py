@@ -100,14 +100,16 @@ class RawH2:
         if data:
             self.sock.sendall(data)
 
-    def get(self, path: str, end: bool = True) -> int:
+    def get(self, path: str, end: bool = True, *, flush: bool = True) -> int:
+        """Open a stream; flush=False keeps its frames for the next flush (one write)."""
         stream_id = self.conn.get_next_available_stream_id()
         self.conn.send_headers(
             stream_id,
             [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "x")],
             end_stream=end,
         )
-        self.flush()
+        if flush:
+            self.flush()
         return stream_id
 
     def events(self) -> list[h2.events.Event]:

@@ -214,9 +214,12 @@ def raw_h2_frames(
 def test_shutdown_sends_goaway_then_refused_stream_for_unstarted_streams() -> None:
     server, release = slow_server()
     client = RawH2(server.port)
-    running = client.get("/slow")
+    # In one write: the one worker parses all five streams (HTTP/2 input is parsed on
+    # workers), then runs /slow while the other four wait in the ring.
+    running = client.get("/slow", flush=False)
+    waiting = [client.get(f"/w{i}", flush=False) for i in range(4)]
+    client.flush()
     assert server.started.wait(5)  # type: ignore[attr-defined]
-    waiting = [client.get(f"/w{i}") for i in range(4)]
     assert wait_for(lambda: tasks_in_flight(server) == 5)  # four streams behind /slow
     client.events_until(settled)  # the server's SETTINGS and its ACK of ours
     closer = close_in_background(server)
