@@ -20,7 +20,7 @@ from hyperframe.frame import ContinuationFrame, HeadersFrame
 
 import mummy
 from tests.integration.test_tls import cert  # noqa: F401  (the module-scoped fixture)
-from tests.servers import HANG_S
+from tests.servers import HANG_S, tasks_in_flight, wait_for
 
 BIG = bytes(range(256)) * 4096  # 1 MiB
 
@@ -193,6 +193,40 @@ def test_streams_of_one_connection_run_in_parallel(serve) -> None:
         if len(bodies) == 10:
             break
     assert set(bodies) == streams and set(bodies.values()) == {b"together"}
+
+
+def test_streams_count_against_max_pending_requests(serve) -> None:
+    """With max_pending_requests=2, six streams of one write: two tasks in the ring (one
+    running, one queued), four waiting on the connection in order; all six answered."""
+    release = threading.Event()
+
+    def holds(request: mummy.Request) -> None:
+        release.wait(10)
+        request.respond(200, body=request.path)
+
+    server = serve(holds, workers=1, max_pending_requests=2)
+    client = RawH2(server.port)
+    client.events_until(
+        lambda events: any(isinstance(e, h2.events.SettingsAcknowledged) for e in events)
+    )
+    streams = {client.get(f"/{i}", flush=False): f"/{i}".encode() for i in range(6)}
+    client.flush()
+    assert wait_for(lambda: tasks_in_flight(server) == 2)
+    time.sleep(0.3)
+    assert tasks_in_flight(server) == 2  # the other four wait outside the ring
+    release.set()
+    bodies: dict[int, bytes] = {}
+
+    def all_answered(events: list[h2.events.Event]) -> bool:
+        for event in events[len(seen) :]:
+            seen.append(event)
+            if isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+        return len(bodies) == 6 and bodies == streams
+
+    seen: list[h2.events.Event] = []
+    client.events_until(all_answered)
+    assert bodies == streams
 
 
 def test_slow_reader_does_not_stall_other_streams(serve) -> None:
