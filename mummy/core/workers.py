@@ -6,9 +6,10 @@ GIL build they still overlap blocking calls (sleep, IO, a database query).
 A fixed pool (`min_workers == max_workers`) is that many threads for the
 server's life. An adaptive pool starts `min_workers` threads and grows towards
 `max_workers` (doubling at most, every CHECK_SECONDS) only when tasks have been
-waiting for two checks AND the machine has idle CPU: then the busy
-workers are blocked (sleeping, waiting on a database), not computing, and more
-threads serve more requests. When tasks wait and the CPU is busy, more threads
+waiting for two checks AND the machine has idle CPU AND the garbage collector
+was not what kept the workers (GcClock): then the busy workers are blocked
+(sleeping, waiting on a database), not computing, and more threads serve more
+requests. When tasks wait and the CPU is busy, more threads
 would only add contention (3.13t's locks spin with sched_yield when contended),
 so the pool stays. A worker idle for `idle_timeout` retires, down to
 `min_workers`.
@@ -25,6 +26,7 @@ thread (`mummy-pool`, adaptive pools only) reads `ring.queued`, the queue's
 length (a snapshot: a stale value only delays a decision by one check).
 """
 
+import gc
 import logging
 import os
 import sys
@@ -40,6 +42,26 @@ log = logging.getLogger("mummy")
 
 CHECK_SECONDS = 0.05  # how often an adaptive pool looks at the ring and the CPU
 GROW_BELOW_BUSY = 0.75  # grow only while the machine's CPUs are busy less than this
+GROW_BELOW_GC = 0.2  # ... and the garbage collector ran less than this share of the time
+
+
+class GcClock:
+    """Seconds spent in the garbage collector, from gc.callbacks. On 3.13t a
+    collection stops every thread and walks the whole heap, while the other cores
+    idle: a burst of allocations (10,000 WebSocket opens) then looks like workers
+    blocked with idle CPU, and more threads would not help. Collections never
+    overlap, so the callback's plain float updates need no lock."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        now = time.monotonic()
+        if phase == "start":
+            self._started = now
+        elif self._started:
+            self.total += now - self._started
 
 
 class CpuMeter:
@@ -128,10 +150,20 @@ class WorkerPool[T]:
                 thread.start()
 
     def _manage(self) -> None:
-        meter = CpuMeter()
+        meter, gc_clock = CpuMeter(), GcClock()
+        gc.callbacks.append(gc_clock)
+        try:
+            self._watch(meter, gc_clock)
+        finally:
+            gc.callbacks.remove(gc_clock)
+
+    def _watch(self, meter: CpuMeter, gc_clock: GcClock) -> None:
         waited = False
+        in_gc = gc_clock.total
         while not self._stop.wait(CHECK_SECONDS):
             busy = meter.busy_share()
+            gc_share = (gc_clock.total - in_gc) / CHECK_SECONDS
+            in_gc = gc_clock.total
             size = len(self._threads)
             # Not in_flight - size: in_flight also counts finished tasks whose
             # message the IO thread has not taken yet, and a busy IO thread (a burst
@@ -141,7 +173,7 @@ class WorkerPool[T]:
             # was pending (a burst after idle time is not mistaken for blocked
             # workers). Grow by at most the pool's size per check: it doubles
             # towards what the load needs and does not overshoot on one burst.
-            if waiting > 0 and waited and busy < GROW_BELOW_BUSY:
+            if waiting > 0 and waited and busy < GROW_BELOW_BUSY and gc_share < GROW_BELOW_GC:
                 self._grow(min(waiting, size))
             waited = waiting > 0
 
