@@ -1,7 +1,8 @@
 """Micro-benchmarks in bench/micro/, each run on 3.13t and on the GIL build: ring.py (the
 hand-off between threads: SimpleQueue, a lock-and-conditions slot ring, mummy's TaskRing
 + Mailbox; items/s), router.py (Router.match with 10 and 1,000 literal routes; ns per
-match) and compression_levels.py (bytes and single-thread MB/s of each gzip and zstd
+match), request_budget.py (us per HTTP/1.1 request by step, on one thread) and
+compression_levels.py (bytes and single-thread MB/s of each gzip and zstd
 level on the ~100 KB JSON body). The plumbing ceiling has a driver of its own."""
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ SCRIPTS = {
         ("miss (404), 1,000 literals", "ns"),
         [],
         ["--iterations", "2000"],
+    ),
+    "request_budget.py": (
+        "us per request, step by step (one thread)",
+        ("total", "us"),
+        [],
+        ["--requests", "2000"],
     ),
     "compression_levels.py": (
         "bytes and MB/s per level",
