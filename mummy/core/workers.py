@@ -12,7 +12,10 @@ was not what kept the workers (GcClock): then the busy workers are blocked
 requests. When tasks wait and the CPU is busy, more threads
 would only add contention (3.13t's locks spin with sched_yield when contended),
 so the pool stays. A worker idle for `idle_timeout` retires, down to
-`min_workers`.
+`min_workers`; and while the machine's CPU is saturated (90% over the last
+second), a quarter of the workers above `min_workers` retire every check (a pool
+grown for blocking handlers then shrinks when the load turns to computing, where
+no thread ever idles).
 
 Why the machine's idle CPU and not each task's `time.thread_time()` against its
 wall time: `thread_time` is a system call (~0.5 us on 3.13t, twice per task is
@@ -20,8 +23,9 @@ wall time: `thread_time` is a system call (~0.5 us on 3.13t, twice per task is
 a core too, so its wall time exceeds its CPU time exactly as a blocked task's
 does. Idle CPU is what more threads could use.
 
-Concurrency contract: `_lock` guards `_threads` and `_stopping`; it is taken
-when a thread starts or retires and by `stop`, never per task. The manager
+Concurrency contract: `_lock` guards `_threads`, `_stopping` and `_retire_wanted`;
+it is taken when a thread starts or retires, by `stop`, and once a check by the
+manager, never per task. The manager
 thread (`mummy-pool`, adaptive pools only) reads `ring.queued`, the queue's
 length (a snapshot: a stale value only delays a decision by one check).
 """
@@ -32,6 +36,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from queue import Empty
 
@@ -43,6 +48,9 @@ log = logging.getLogger("mummy")
 CHECK_SECONDS = 0.05  # how often an adaptive pool looks at the ring and the CPU
 GROW_BELOW_BUSY = 0.75  # grow only while the machine's CPUs are busy less than this
 GROW_BELOW_GC = 0.2  # ... and the garbage collector ran less than this share of the time
+SHRINK_ABOVE_BUSY = 0.9  # the machine saturated: more threads than min_workers only contend
+SHRINK_AFTER_CHECKS = 20  # ... on average over this many checks (1 s; one check counts in
+# clock ticks, 10 per check on 2 cores): then workers retire
 
 
 class GcClock:
@@ -124,6 +132,10 @@ class WorkerPool[T]:
         self._stopping = False
         self._stop = threading.Event()
         self._manager: threading.Thread | None = None
+        # Workers the manager wants retired: set under _lock by the manager, taken
+        # under it by workers finishing a task (read without it first: a stale read
+        # only delays a retirement by one task).
+        self._retire_wanted = 0
 
     @property
     def size(self) -> int:
@@ -159,6 +171,7 @@ class WorkerPool[T]:
 
     def _watch(self, meter: CpuMeter, gc_clock: GcClock) -> None:
         waited = False
+        recent: deque[float] = deque(maxlen=SHRINK_AFTER_CHECKS)  # busy shares
         in_gc = gc_clock.total
         while not self._stop.wait(CHECK_SECONDS):
             busy = meter.busy_share()
@@ -175,11 +188,29 @@ class WorkerPool[T]:
             # towards what the load needs and does not overshoot on one burst.
             if waiting > 0 and waited and busy < GROW_BELOW_BUSY and gc_share < GROW_BELOW_GC:
                 self._grow(min(waiting, size))
+            # A pool grown for blocking handlers stays busy when the load turns to
+            # computing (every thread keeps taking tasks, none idles for idle_timeout):
+            # while the CPU stays saturated, workers retire, down to the floor.
+            recent.append(busy)
+            if (
+                len(recent) == SHRINK_AFTER_CHECKS
+                and sum(recent) >= SHRINK_ABOVE_BUSY * SHRINK_AFTER_CHECKS
+                and size > self.min_workers
+            ):
+                # A quarter of the excess a check: ~12 checks from 100 threads to 4
+                # (checks come late when many threads are runnable).
+                with self._lock:
+                    self._retire_wanted = max(1, (size - self.min_workers) // 4)
             waited = waiting > 0
 
-    def _retire(self) -> bool:
-        """An idle worker leaves if the pool stays at or above min_workers."""
+    def _retire(self, wanted: bool = False) -> bool:
+        """An idle worker (or, `wanted`, one the manager asked for) leaves if the pool
+        stays at or above min_workers."""
         with self._lock:
+            if wanted:
+                if self._retire_wanted <= 0:
+                    return False  # other workers took them
+                self._retire_wanted -= 1
             if self._stopping or len(self._threads) <= self.min_workers:
                 return False
             self._threads.discard(threading.current_thread())
@@ -202,6 +233,8 @@ class WorkerPool[T]:
                 run(task)
             except BaseException:
                 log.exception("worker task failed")
+            if self._retire_wanted and self._retire(wanted=True):
+                return
 
     def stop(self, deadline: float) -> bool:
         """Ask every worker to stop after its current task; wait until `deadline`

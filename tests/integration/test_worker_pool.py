@@ -123,6 +123,49 @@ def test_the_adaptive_pool_does_not_grow_while_the_cpu_is_busy(serve) -> None:
     assert peak[0] == cores
 
 
+def test_a_pool_grown_for_blocking_handlers_shrinks_when_the_cpu_saturates(serve) -> None:
+    """Grown to 20 by handlers that block, then a computing load where every thread stays
+    busy (none idles for worker_idle_timeout, a minute here): with the CPU saturated the
+    pool retires a worker a check, down to min_workers, and keeps serving."""
+    before = worker_threads()
+    cores = available_cores()
+    barrier = threading.Barrier(20)
+    stop = threading.Event()
+
+    def handler(request: mummy.Request) -> None:
+        if request.path == "/together":
+            barrier.wait(HANG_S)
+        else:
+            total = 0
+            for i in range(30_000):  # a few ms of Python
+                total += i * i % 7
+        request.respond(200, {}, b"ok")
+
+    server = serve(handler, workers=None, min_workers=2, max_workers=64, worker_idle_timeout=60)
+    assert in_parallel(20, lambda: get(server.port, "/together")) == [200] * 20
+    assert worker_threads() - before >= 20
+
+    def client() -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HANG_S)
+        count = 0
+        while not stop.is_set():
+            conn.request("GET", "/cpu")
+            conn.getresponse().read()
+            count += 1
+        conn.close()
+        return count
+
+    clients = threading.Thread(target=in_parallel, args=(4 * cores, client))
+    clients.start()
+    try:
+        shrunk = wait_for(lambda: worker_threads() - before == 2)
+    finally:
+        stop.set()
+        clients.join(HANG_S)
+    assert shrunk, f"{worker_threads() - before} workers under a saturating load"
+    assert get(server.port, "/cpu") == 200
+
+
 def test_the_startup_line_says_what_the_pool_is(serve, caplog) -> None:
     def handler(request: mummy.Request) -> None:
         request.respond(200, {}, b"ok")
