@@ -1,9 +1,10 @@
 """Micro-benchmarks in bench/micro/, each run on 3.13t and on the GIL build: ring.py (the
 hand-off between threads: SimpleQueue, a lock-and-conditions slot ring, mummy's TaskRing
 + Mailbox; items/s), router.py (Router.match with 10 and 1,000 literal routes; ns per
-match), request_budget.py (us per HTTP/1.1 request by step, on one thread) and
-compression_levels.py (bytes and single-thread MB/s of each gzip and zstd
-level on the ~100 KB JSON body). The plumbing ceiling has a driver of its own."""
+match), request_budget.py (us per HTTP/1.1 request by step, on one thread),
+h2_session.py (us per HTTP/2 request in mummy's h2 session) and compression_levels.py
+(bytes and single-thread MB/s of each gzip and zstd level on the ~100 KB JSON body).
+The plumbing ceiling has a driver of its own."""
 
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ SCRIPTS = {
         ("total", "us"),
         [],
         ["--requests", "2000"],
+    ),
+    "h2_session.py": (
+        "us per HTTP/2 request in the h2 session (one thread)",
+        ("us per request (session: parse, answer, frame)", "us"),
+        [],
+        ["--rounds", "50"],
     ),
     "compression_levels.py": (
         "bytes and MB/s per level",
