@@ -22,6 +22,7 @@ thread's.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -110,37 +111,44 @@ class SharedSession:
         """Holding the lock: run every queued item; post their frames and the state."""
         session, queue = self.session, self._queue
         ended, fed, requests = 0, False, []
-        while queue:
-            item = queue.popleft()
-            try:
-                if isinstance(item, bytes):
-                    ended += 1
-                    fed = True
-                    requests += session.receive(item)
-                elif isinstance(item, H2Response):
-                    ended += 1
-                    session.respond(item.stream_id, item.status, item.fields, item.body)
-                elif isinstance(item, H2Refuse):
-                    ended += 1
-                    session.refuse(item.stream_id)
-                else:
-                    item(session)
-            except Exception:
-                # A bug in h2 or here: this connection ends with a GOAWAY, not the server.
-                log.exception("HTTP/2 session of %s failed", self.conn.remote_address)
-                session.fail()
-        self._mailbox_post(
-            H2Output(
-                self.conn,
-                session.data_to_send(),
-                ended=ended,
-                fed=fed,
-                requests=requests,
-                active_streams=session.active_streams,
-                closed=session.closed,
-                draining=session.draining,
+        wire = b""
+        try:
+            while queue:
+                item = queue.popleft()
+                try:
+                    if isinstance(item, bytes):
+                        ended += 1
+                        fed = True
+                        requests += session.receive(item)
+                    elif isinstance(item, H2Response):
+                        ended += 1
+                        session.respond(item.stream_id, item.status, item.fields, item.body)
+                    elif isinstance(item, H2Refuse):
+                        ended += 1
+                        session.refuse(item.stream_id)
+                    else:
+                        item(session)
+                except Exception:
+                    # A bug in h2 or here: this connection ends with a GOAWAY, not the
+                    # server.
+                    log.exception("HTTP/2 session of %s failed", self.conn.remote_address)
+                    session.fail()
+            wire = session.data_to_send()
+        finally:
+            # Whatever failed above, the tasks taken from the queue end here (the ring
+            # counts them) and the IO thread learns the session's state.
+            self._mailbox_post(
+                H2Output(
+                    self.conn,
+                    wire,
+                    ended=ended,
+                    fed=fed,
+                    requests=requests,
+                    active_streams=session.active_streams,
+                    closed=session.closed,
+                    draining=session.draining,
+                )
             )
-        )
 
 
 class H2Driver(Driver):
@@ -216,6 +224,9 @@ class H2Driver(Driver):
 
     def after_messages(self) -> None:
         conn, loop, state = self.conn, self.loop, self._state
+        if conn.close_when_flushed or conn.lingering:
+            self._out.clear()  # closing already (a fatal GOAWAY, a last word): no more
+            return
         if self._out:
             out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
             self._out.clear()
@@ -260,7 +271,18 @@ class H2Driver(Driver):
     def last_word(self) -> bytes:
         return self.shared.last_word()
 
+    def server_closing(self) -> None:
+        # Streams still waiting for ring room will not get a worker: refused (after
+        # the GOAWAY, which does not count them; RFC 9113 §8.7: they may be retried).
+        waiting, self._waiting = self._waiting, deque()
+        for request in waiting:
+            self.shared.run(functools.partial(_refuse, stream_id=request.stream_id))
+        self.loop.update_events(self.conn)
+
     def _feed(self, data: bytes) -> None:
+        conn = self.conn
+        if conn.timer.timer_kind == IDLE:
+            self.loop.wheel.disarm(conn.timer)  # a request may be in these bytes
         self._busy = True
         # One per connection in flight, like a WebSocket's events.
         self.loop.ring.put(H2Task(self.conn, self.shared, data), force=True)
@@ -269,8 +291,7 @@ class H2Driver(Driver):
         loop = self.loop
         if loop.closing:
             # RFC 9113 §8.7: a stream refused before any processing may be retried.
-            stream_id = request.stream_id
-            self.shared.run(lambda session: session.refuse(stream_id))
+            self.shared.run(functools.partial(_refuse, stream_id=request.stream_id))
             return
         request.received_at = time.monotonic()
         # Streams count against max_pending_requests like HTTP/1.1 requests: when the
@@ -294,3 +315,7 @@ def _settings(session: H2Session) -> None:
 
 def _goaway(session: H2Session) -> None:
     session.close()
+
+
+def _refuse(session: H2Session, stream_id: int) -> None:
+    session.refuse(stream_id)

@@ -201,6 +201,9 @@ class WorkerPool[T]:
                 # (checks come late when many threads are runnable).
                 with self._lock:
                     self._retire_wanted = max(1, (size - self.min_workers) // 4)
+            elif self._retire_wanted:
+                with self._lock:
+                    self._retire_wanted = 0  # no longer saturated: keep who is left
             waited = waiting > 0
 
     def _retire(self, wanted: bool = False) -> bool:

@@ -147,8 +147,14 @@ class MummyDeflate(PerMessageDeflate):
             # messages, so a message shorter than min_size is one frame).
             self._outbound_plain = fin and len(data) < self._min_size
             if not self._outbound_plain and fin and self.server_no_context_takeover:
-                deflate = thread_compressor(self.server_max_window_bits)
-                out = deflate.compress(data) + deflate.flush(zlib.Z_FULL_FLUSH)
+                bits = self.server_max_window_bits
+                deflate = thread_compressor(bits)
+                try:
+                    out = deflate.compress(data) + deflate.flush(zlib.Z_FULL_FLUSH)
+                except BaseException:
+                    # Half a message may be left in it: never let it into another's.
+                    drop_thread_compressor(bits)
+                    raise
                 return RsvBits(True, rsv.rsv2, rsv.rsv3), out[:-4]
         if self._outbound_plain:
             return rsv, data
@@ -156,6 +162,12 @@ class MummyDeflate(PerMessageDeflate):
 
 
 _compressors = threading.local()
+
+
+def drop_thread_compressor(window_bits: int) -> None:
+    by_bits: dict[int, Any] | None = getattr(_compressors, "by_bits", None)
+    if by_bits is not None:
+        by_bits.pop(window_bits, None)
 
 
 def thread_compressor(window_bits: int) -> Any:

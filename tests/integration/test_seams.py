@@ -247,6 +247,35 @@ def test_shutdown_sends_goaway_then_refused_stream_for_unstarted_streams() -> No
     assert "END_STREAM" in answered[-1].flags
 
 
+def test_shutdown_refuses_streams_still_waiting_for_room_in_the_ring() -> None:
+    """max_pending_requests=2: of six streams, one runs, one is queued and four wait on
+    the connection for room. At shutdown the five unstarted ones are refused, the
+    GOAWAY names the running one, and it is still answered."""
+    server, release = slow_server(max_pending_requests=2)
+    client = RawH2(server.port)
+    client.events_until(settled)
+    running = client.get("/slow", flush=False)
+    waiting = [client.get(f"/w{i}", flush=False) for i in range(5)]
+    client.flush()
+    assert server.started.wait(5)  # type: ignore[attr-defined]
+    assert wait_for(lambda: tasks_in_flight(server) == 2)
+    closer = close_in_background(server)
+
+    def release_once_refused(frames: list[Frame]) -> None:
+        if sum(isinstance(f, RstStreamFrame) for f in frames) == len(waiting):
+            release.set()
+
+    frames = raw_h2_frames(client.sock, release_once_refused)
+    closer.join(10)
+    (goaway,) = [f for f in frames if isinstance(f, GoAwayFrame)]
+    assert goaway.last_stream_id == running
+    resets = [f for f in frames if isinstance(f, RstStreamFrame)]
+    assert sorted(f.stream_id for f in resets) == waiting
+    assert {f.error_code for f in resets} == {h2.errors.ErrorCodes.REFUSED_STREAM}
+    answered = [f for f in frames if isinstance(f, DataFrame) and f.stream_id == running]
+    assert b"".join(f.data for f in answered) == b"ok /slow"
+
+
 def settled(events: list[h2.events.Event]) -> bool:
     kinds = {type(e) for e in events}
     return {h2.events.RemoteSettingsChanged, h2.events.SettingsAcknowledged} <= kinds
