@@ -211,6 +211,17 @@ def raw_h2_frames(
     return frames
 
 
+def release_after_resets(release: threading.Event, count: int) -> Callable[[list[Frame]], None]:
+    """For raw_h2_frames: set `release` once `count` streams were reset (the running
+    stream may finish only after the others were refused)."""
+
+    def seen(frames: list[Frame]) -> None:
+        if sum(isinstance(f, RstStreamFrame) for f in frames) == count:
+            release.set()
+
+    return seen
+
+
 def test_shutdown_sends_goaway_then_refused_stream_for_unstarted_streams() -> None:
     server, release = slow_server()
     client = RawH2(server.port)
@@ -223,13 +234,7 @@ def test_shutdown_sends_goaway_then_refused_stream_for_unstarted_streams() -> No
     assert wait_for(lambda: tasks_in_flight(server) == 5)  # four streams behind /slow
     client.events_until(settled)  # the server's SETTINGS and its ACK of ours
     closer = close_in_background(server)
-
-    def release_once_refused(frames: list[Frame]) -> None:
-        # The running stream may finish only after the others were refused.
-        if sum(isinstance(f, RstStreamFrame) for f in frames) == len(waiting):
-            release.set()
-
-    frames = raw_h2_frames(client.sock, release_once_refused)
+    frames = raw_h2_frames(client.sock, release_after_resets(release, len(waiting)))
     closer.join(10)
     goaways = [i for i, f in enumerate(frames) if isinstance(f, GoAwayFrame)]
     assert len(goaways) == 1, frames
@@ -260,12 +265,7 @@ def test_shutdown_refuses_streams_still_waiting_for_room_in_the_ring() -> None:
     assert server.started.wait(5)  # type: ignore[attr-defined]
     assert wait_for(lambda: tasks_in_flight(server) == 2)
     closer = close_in_background(server)
-
-    def release_once_refused(frames: list[Frame]) -> None:
-        if sum(isinstance(f, RstStreamFrame) for f in frames) == len(waiting):
-            release.set()
-
-    frames = raw_h2_frames(client.sock, release_once_refused)
+    frames = raw_h2_frames(client.sock, release_after_resets(release, len(waiting)))
     closer.join(10)
     (goaway,) = [f for f in frames if isinstance(f, GoAwayFrame)]
     assert goaway.last_stream_id == running

@@ -30,6 +30,20 @@ def get(port: int, path: str = "/") -> int:
         conn.close()
 
 
+def get_until(stop: threading.Event, port: int, path: str, each=lambda: None) -> int:
+    """GET `path` on one keep-alive connection until `stop`; calls `each` after every
+    response; returns how many there were."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG_S)
+    count = 0
+    while not stop.is_set():
+        conn.request("GET", path)
+        conn.getresponse().read()
+        count += 1
+        each()
+    conn.close()
+    return count
+
+
 def in_parallel(count: int, call) -> list[object]:
     results: list[object] = [None] * count
 
@@ -103,16 +117,11 @@ def test_the_adaptive_pool_does_not_grow_while_the_cpu_is_busy(serve) -> None:
     server = serve(handler, workers=None, min_workers=cores, max_workers=64)
     peak = [0]
 
+    def note_peak() -> None:
+        peak[0] = max(peak[0], worker_threads() - before)
+
     def client() -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HANG_S)
-        count = 0
-        while not stop.is_set():
-            conn.request("GET", "/")
-            conn.getresponse().read()
-            count += 1
-            peak[0] = max(peak[0], worker_threads() - before)
-        conn.close()
-        return count
+        return get_until(stop, server.port, "/", note_peak)
 
     clients = threading.Thread(target=in_parallel, args=(4 * cores, client))
     clients.start()
@@ -146,14 +155,7 @@ def test_a_pool_grown_for_blocking_handlers_shrinks_when_the_cpu_saturates(serve
     assert worker_threads() - before >= 20
 
     def client() -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HANG_S)
-        count = 0
-        while not stop.is_set():
-            conn.request("GET", "/cpu")
-            conn.getresponse().read()
-            count += 1
-        conn.close()
-        return count
+        return get_until(stop, server.port, "/cpu")
 
     clients = threading.Thread(target=in_parallel, args=(4 * cores, client))
     clients.start()
