@@ -208,8 +208,9 @@ def main_rows(data: Data) -> list[Cell]:
     defaults group aside)."""
     s = data["settings"]
     pools = {f"workers={s['pool']}", f"workers={s['sleep_pool']}"}
-    rows = [c for c in data["cells"] if c["server"] != "mummy" or c["settings"] in pools]
-    return [c for c in rows if c not in default_rows(data)]
+    defaults = set(data["settings"].get("defaults", []))
+    cells = [c for c in data["cells"] if c["settings"] not in defaults]
+    return [c for c in cells if c["server"] != "mummy" or c["settings"] in pools]
 
 
 def default_rows(data: Data) -> list[Cell]:
@@ -218,12 +219,16 @@ def default_rows(data: Data) -> list[Cell]:
     return [c for c in data["cells"] if c["settings"] in labels]
 
 
+def fixed_pools(data: Data) -> list[Cell]:
+    """mummy on 3.13t with `workers=N`: its fixed pools and the sweep."""
+    cells = [c for c in data["cells"] if c["server"] == "mummy" and free(c)]
+    return [c for c in cells if c["settings"].startswith("workers=")]
+
+
 def defaults_table(data: Data, notes: Notes) -> list[str]:
     """Each path with default settings, mummy's default ÷ each row, and the best fixed
     mummy pool of the same run (its sweep) for the target 'within 10% of the best'."""
-    rows, out = default_rows(data), []
-    fixed = [c for c in data["cells"] if c["server"] == "mummy" and free(c)]
-    fixed = [c for c in fixed if c["settings"].startswith("workers=")]
+    rows, out, fixed = default_rows(data), [], fixed_pools(data)
     for path in PATH_TITLES:
         cells = sorted(pick(rows, workload=path), key=lambda c: -(med(c, "rps") or 0))
         ref = next((c for c in cells if c["server"] == "mummy"), None)
@@ -269,8 +274,7 @@ def http1(data: Data, notes: Notes) -> list[str]:
         out += ["mummy's adaptive pool, granian's own defaults and granian with 128"]
         out += ["blocking threads; the last row of each table is mummy's best fixed pool.", ""]
         out += defaults_table(data, notes)
-    sweep = [c for c in data["cells"] if c["server"] == "mummy" and free(c)]
-    sweep = [c for c in sweep if c["settings"].startswith("workers=")]
+    sweep = fixed_pools(data)
     if len({c["settings"] for c in sweep}) > 2:
         sweep.sort(key=lambda c: (c["workload"], int(c["settings"].split("=")[1])))
         out += ["### mummy on 3.13t by number of workers", ""]

@@ -29,6 +29,12 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
+def _size(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MummyError(f"{name} must be an int >= 0, got {value!r}")
+    return value
+
+
 def _seconds(name: str, value: object, *, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
@@ -89,12 +95,8 @@ class ServerConfig:
             raise MummyError(f"gzip_level must be from 1 to 9, got {self.gzip_level!r}")
         if not isinstance(self.zstd_level, int) or not 1 <= self.zstd_level <= 22:
             raise MummyError(f"zstd_level must be from 1 to 22, got {self.zstd_level!r}")
-        size = self.compress_min_size
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise MummyError(f"compress_min_size must be an int >= 0, got {size!r}")
-        size = self.websocket_compress_min_size
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise MummyError(f"websocket_compress_min_size must be an int >= 0, got {size!r}")
+        for name in ("compress_min_size", "websocket_compress_min_size"):
+            _size(name, getattr(self, name))
         if self.websocket_compression not in (True, False, "context_takeover"):
             raise MummyError(
                 "websocket_compression must be True, False or 'context_takeover', "

@@ -164,18 +164,22 @@ class MummyDeflate(PerMessageDeflate):
 _compressors = threading.local()
 
 
-def drop_thread_compressor(window_bits: int) -> None:
+def _thread_compressors() -> dict[int, Any]:
+    """This thread's compressors, by window bits."""
     by_bits: dict[int, Any] | None = getattr(_compressors, "by_bits", None)
-    if by_bits is not None:
-        by_bits.pop(window_bits, None)
+    if by_bits is None:
+        by_bits = _compressors.by_bits = {}
+    return by_bits
+
+
+def drop_thread_compressor(window_bits: int) -> None:
+    _thread_compressors().pop(window_bits, None)
 
 
 def thread_compressor(window_bits: int) -> Any:
     """This thread's raw-deflate compressor for `window_bits` (made on first use;
     used only between full flushes, so it carries nothing from one message on)."""
-    by_bits: dict[int, Any] | None = getattr(_compressors, "by_bits", None)
-    if by_bits is None:
-        by_bits = _compressors.by_bits = {}
+    by_bits = _thread_compressors()
     deflate = by_bits.get(window_bits)
     if deflate is None:
         deflate = by_bits[window_bits] = zlib.compressobj(

@@ -31,9 +31,8 @@ class UpgradeRequest:
     posted: list[object] = field(default_factory=list)
 
 
-def open_socket(offer_deflate: bool = False) -> WebSocketEngine:
-    """A server-side WebSocket after the handshake, as Request.upgrade_to_websocket
-    makes it; frames it sends are collected in request.posted."""
+def upgrade_request(offer_deflate: bool = False) -> UpgradeRequest:
+    """A valid WebSocket upgrade request, offering permessage-deflate or not."""
     pairs = [
         ("Host", "x"),
         ("Upgrade", "websocket"),
@@ -43,7 +42,13 @@ def open_socket(offer_deflate: bool = False) -> WebSocketEngine:
     ]
     if offer_deflate:
         pairs.append(("Sec-WebSocket-Extensions", "permessage-deflate"))
-    request = UpgradeRequest(Headers(pairs))
+    return UpgradeRequest(Headers(pairs))
+
+
+def open_socket(offer_deflate: bool = False) -> WebSocketEngine:
+    """A server-side WebSocket after the handshake, as Request.upgrade_to_websocket
+    makes it; frames it sends are collected in request.posted."""
+    request = upgrade_request(offer_deflate)
     response, proto = open_websocket(request, True, 1 << 16, 0)  # type: ignore[arg-type]
     assert (b"permessage-deflate" in response) is offer_deflate
     return WebSocketEngine(proto, object(), request.posted.append, 1 << 20)  # type: ignore[arg-type]

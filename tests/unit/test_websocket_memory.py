@@ -7,8 +7,7 @@ import tracemalloc
 import h11
 
 from mummy.core.wsengine import open_websocket
-from mummy.headers import Headers
-from tests.unit.test_fuzz_regressions import UpgradeRequest, open_socket
+from tests.unit.test_fuzz_regressions import open_socket, upgrade_request
 
 
 def test_an_open_websocket_keeps_no_handshake_state() -> None:
@@ -25,14 +24,7 @@ def test_the_upgrade_check_builds_no_header_index() -> None:
     """The upgrade request lives as long as its WebSocket (`ws.request`): the handshake
     reads the pairs and leaves the lazily built index unbuilt (a handler that reads
     the headers builds it then)."""
-    pairs = [
-        ("Host", "x"),
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ("Sec-WebSocket-Version", "13"),
-    ]
-    request = UpgradeRequest(Headers(pairs))
+    request = upgrade_request()
     response, _ = open_websocket(request, True, 1 << 16, 1024)  # type: ignore[arg-type]
     assert response.startswith(b"HTTP/1.1 101 ")
     assert request.headers._index is None
