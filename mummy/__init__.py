@@ -16,12 +16,14 @@ from mummy.headers import Headers, QueryParams
 from mummy.request import Request
 from mummy.router import Router
 from mummy.server import Server
+from mummy.sse import EventStream
 from mummy.websocket import Event, Message, MessageKind, WebSocket
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Event",
+    "EventStream",
     "FileLogger",
     "Headers",
     "Message",

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mummy.core.compression import NotAcceptable
 from mummy.core.config import ServerConfig
-from mummy.core.messages import Upgrade
-from mummy.core.response import encode_response
+from mummy.core.messages import H2Response, H2StreamData, Http1Response, StreamStart, Upgrade
+from mummy.core.response import CHUNKED, StreamHead, encode_response, stream_head
+from mummy.core.sse import SseEngine
+from mummy.core.streams import ResponseStream
 from mummy.core.wsengine import WebSocketEngine, open_websocket
 from mummy.errors import MummyError
 from mummy.headers import Headers, HeadersInput, QueryParams
+from mummy.sse import EventStream
 from mummy.websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -24,6 +29,13 @@ if TYPE_CHECKING:
 Body = bytes | bytearray | memoryview | str
 
 access_log = logging.getLogger("mummy.access")
+
+_SSE_FIELDS = (
+    ("Content-Type", "text/event-stream"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+)
+_NOT_ACCEPTABLE = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 @dataclass(slots=True, frozen=True)
@@ -54,8 +66,11 @@ class Request:
     >>> def handler(request: mummy.Request) -> None:
     ...     request.respond(200, {"Content-Type": "text/plain"}, "Hello, World!")
 
-    A Request is valid while its handler runs; `respond()` may be called from
-    any thread during that time, exactly once.
+    A Request is valid while its handler runs and, after `respond_stream`,
+    `respond_sse` or `upgrade_to_websocket`, for as long as that stream or
+    WebSocket is open (`EventStream.request`, `WebSocket.request`). Exactly one of
+    `respond`, `respond_stream`, `respond_sse`, `upgrade_to_websocket` answers it,
+    from any thread; a second raises MummyError.
     """
 
     __slots__ = (
@@ -165,6 +180,133 @@ class Request:
         if ctx.config.access_log:
             self._log_access(status, size)
         self._conn.post(item)
+
+    def respond_stream(
+        self,
+        status: int,
+        headers: HeadersInput = None,
+        body: Iterable[bytes | str] = (),
+        *,
+        compress: bool = True,
+    ) -> None:
+        """Send a response whose body is pulled from `body`, an iterable of bytes or
+        str chunks (a generator, usually), each written as soon as it is produced.
+
+        >>> def lines():
+        ...     for i in range(3):
+        ...         yield f"line {i}\\n"
+        >>> request.respond_stream(200, {"Content-Type": "text/plain"}, lines())
+
+        Returns at once: the iterator runs on workers, one chunk after another,
+        only while the client keeps up (`stream_buffer_len`), inside a copy of the
+        caller's contextvars (thread-locals do not follow it). HTTP/1.1 is chunked
+        unless `headers` set Content-Length (then the body must have exactly that
+        length, or the connection is closed); compressed as `respond` does, flushed
+        per chunk, unless `compress=False` or Content-Length is set. For HEAD,
+        204 and 304 the iterator is closed without being iterated. If it raises
+        before its first chunk a 500 is sent, after it the response is cut (the
+        connection closed; HTTP/2: the stream reset). The client leaving, or the
+        server closing, calls the iterator's close()."""
+        if isinstance(body, (str, bytes, bytearray, memoryview)):
+            raise MummyError(
+                "respond_stream() takes an iterable of chunks (a generator, a list); "
+                "for one bytes or str body use respond()"
+            )
+        try:
+            iterator = iter(body)
+        except TypeError:
+            raise MummyError(
+                f"respond_stream() needs an iterable body, not {type(body).__name__}"
+            ) from None
+        context = contextvars.copy_context()
+        try:
+            head = self._stream_head(status, _header_pairs(headers), compress)
+        except NotAcceptable:
+            # RFC 9110 §15.5.7: the client refuses identity and all we offer.
+            close = getattr(body, "close", None)
+            if close is not None:
+                context.run(close)
+            self.respond(406, _NOT_ACCEPTABLE, "406 Not Acceptable: no acceptable content coding\n")
+            return
+        self._claim()
+        conn, config = self._conn, self._ctx.config
+        if config.access_log:
+            self._log_access(head.status, 0)
+        stream = ResponseStream(
+            conn, self._stream_id, head, body, iterator, context, config, conn.streams
+        )
+        if head.no_body:
+            # HEAD, 204, 304: the head is the whole response; the body is never pulled.
+            stream.close_iterator()
+            conn.post(self._head_only(head))
+            return
+        conn.streams.add(stream)
+        conn.post(StreamStart(conn, stream, b""))
+
+    def respond_sse(self, headers: HeadersInput = None) -> EventStream:
+        """Answer with a Server-Sent Events stream and return it; send events from
+        any thread, for as long as the client stays.
+
+        >>> events = request.respond_sse()
+        >>> events.send("hello", event="greeting", id="1")
+
+        `200` with `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
+        `X-Accel-Buffering: no` (so nginx does not buffer it), never compressed;
+        `headers` add to those (or replace them). The handler returns at once: no
+        worker is held while the stream is open."""
+        pairs = _header_pairs(headers)
+        given = {name.lower() for name, _ in pairs}
+        pairs = [pair for pair in _SSE_FIELDS if pair[0].lower() not in given] + pairs
+        head = self._stream_head(200, pairs, False)
+        self._claim()
+        conn, config = self._conn, self._ctx.config
+        engine = SseEngine(
+            conn,
+            self._stream_id,
+            chunked=head.framing == CHUNKED,
+            keep_alive=head.keep_alive,
+            send_buffer_len=config.sse_send_buffer_len,
+            registry=conn.streams,
+        )
+        events = EventStream(self, engine)
+        if config.access_log:
+            self._log_access(200, 0)
+        if head.no_body:
+            engine.closed = True  # HEAD: the head only, and a stream that is over
+            conn.post(self._head_only(head))
+            return events
+        conn.streams.add(engine)
+        if self._stream_id:
+            # The head goes into the session first, so events sent from now on follow it.
+            conn.post(H2StreamData(conn, self._stream_id, engine, status=200, fields=head.fields))
+        conn.post(StreamStart(conn, engine, head.wire))
+        return events
+
+    def _stream_head(self, status: int, pairs: list[tuple[str, str]], compress: bool) -> StreamHead:
+        ctx = self._ctx
+        return stream_head(
+            self._stream_id,
+            self.method,
+            self.http_version,
+            self._keep_alive,
+            self.headers,
+            status,
+            pairs,
+            compress_body=compress,
+            config=ctx.config,
+            server_closing=ctx.closing(),
+        )
+
+    def _head_only(self, head: StreamHead) -> Http1Response | H2Response:
+        if self._stream_id:
+            return H2Response(self._conn, self._stream_id, head.status, head.fields, b"")
+        return Http1Response(self._conn, head.wire, head.keep_alive)
+
+    def _claim(self) -> None:
+        if not self._respond_lock.acquire(blocking=False):
+            raise MummyError(
+                f"{self.method} {self.uri} has already been responded to; respond exactly once"
+            )
 
     def upgrade_to_websocket(self) -> WebSocket:
         """Answer 101 and turn this connection into a WebSocket (RFC 6455 §4.2).

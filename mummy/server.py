@@ -27,6 +27,8 @@ from mummy.core.messages import (
     H2Refuse,
     H2Task,
     Http1Response,
+    StreamCancel,
+    StreamTask,
     Task,
     TlsStep,
     TlsTask,
@@ -37,6 +39,8 @@ from mummy.core.protocols import connection_driver
 from mummy.core.response import error_response
 from mummy.core.ring import TaskRing
 from mummy.core.runtime import WorkerRuntime
+from mummy.core.sse import SseEngine
+from mummy.core.streams import ResponseStream
 from mummy.core.tls import server_context
 from mummy.core.workers import WorkerPool
 from mummy.core.wsengine import WebSocketEngine
@@ -47,6 +51,9 @@ from mummy.websocket import Event, Message, WebSocket
 log = logging.getLogger("mummy")
 
 Handler = Callable[[Request], None]
+
+# After close()'s deadline, how long cancelled streams get to close their iterators.
+STREAM_CLOSE_GRACE_S = 1.0
 WebSocketHandler = Callable[[WebSocket, Event, Message | None], None]
 
 
@@ -96,6 +103,9 @@ class Server:
         websocket_compress_min_size: int = 1024,
         http2: bool = True,
         h2_max_concurrent_streams: int = 100,
+        stream_buffer_len: int = 256 * 1024,
+        sse_send_buffer_len: int = 1 << 20,
+        sse_keepalive_interval: float | None = 15.0,
     ) -> None:
         if not callable(handler):
             raise MummyError(
@@ -134,6 +144,9 @@ class Server:
             # HTTP/2 needs the optional h2 package (pip install mummy-server[h2]).
             http2=bool(http2) and _h2_installed(),
             h2_max_concurrent_streams=h2_max_concurrent_streams,
+            stream_buffer_len=stream_buffer_len,
+            sse_send_buffer_len=sse_send_buffer_len,
+            sse_keepalive_interval=sse_keepalive_interval,
         )
         self._log_handler = log_handler
         self._loop: EventLoop | None = None
@@ -298,6 +311,10 @@ class Server:
                     engine.close(1001, "server shutting down")
             # else the failed loop dropped every connection already: their handlers
             # get ERROR and CLOSE (1006), as for any connection lost without a Close.
+            # Event streams are endless by nature: each ends now, cleanly.
+            for stream in loop.streams.snapshot():
+                if isinstance(stream, SseEngine):
+                    stream.close()
             self._refuse_queued(pool.ring)
             loop.refusals_done()
             if not loop.websockets.wait_empty(min(deadline, time.monotonic() + 1.0)):
@@ -306,13 +323,29 @@ class Server:
                 for engine in loop.websockets.remaining():
                     engine.abort()
                 loop.websockets.wait_empty(deadline)
-            if not pool.stop(deadline):
+            stop_by = self._end_streams(loop, deadline)
+            if not pool.stop(stop_by):
                 log.warning("handlers still running after %.1f s; closing anyway", timeout)
             loop.finish(deadline)
             io_thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
             if self._log_handler is not None:
                 log.removeHandler(self._log_handler)
             self._stopped.set()
+
+    @staticmethod
+    def _end_streams(loop: EventLoop, deadline: float) -> float:
+        """Streamed responses finish like running handlers, until `deadline`; those
+        still open then are cancelled (their iterators closed on workers, which get
+        up to STREAM_CLOSE_GRACE_S more). Returns when the workers must stop by."""
+        if loop.streams.wait_empty(deadline, ResponseStream):
+            return deadline
+        for stream in loop.streams.snapshot():
+            if isinstance(stream, ResponseStream):
+                stream.cancel()
+                stream.conn.post(StreamCancel(stream.conn, stream))
+        stop_by = time.monotonic() + STREAM_CLOSE_GRACE_S
+        loop.streams.wait_empty(stop_by, ResponseStream)
+        return stop_by
 
     @staticmethod
     def _refuse_queued(ring: TaskRing[Task]) -> None:
@@ -331,6 +364,8 @@ class Server:
                 ring.requeue(task)
             elif isinstance(task, H2Task):
                 ring.requeue(task)  # parsed; the streams it completes are refused
+            elif isinstance(task, StreamTask):
+                ring.requeue(task)  # a streamed response goes on until close()'s deadline
             elif task.request.stream_id:
                 conn.post(H2Refuse(conn, task.request.stream_id))
             else:

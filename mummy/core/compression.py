@@ -8,6 +8,7 @@ deflate get a fresh zlib object per response.
 """
 
 import zlib
+from typing import Protocol
 
 from mummy.core.zstd_codec import ZSTD, ZstdDecodeError
 
@@ -125,6 +126,34 @@ def compress(body: bytes, coding: str, *, gzip_level: int, zstd_level: int) -> b
     # (RFC 9110 §8.4.1.2), not the raw deflate stream Mummy sends.
     obj = zlib.compressobj(gzip_level, zlib.DEFLATED, 31 if coding == "gzip" else 15)
     return obj.compress(body) + obj.flush()
+
+
+class StreamCompressor(Protocol):
+    """One streamed body's compressor: `chunk` returns the compressed chunk, flushed
+    so the client can decode it on arrival; `finish` ends the stream."""
+
+    def chunk(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class _ZlibStream:
+    def __init__(self, level: int, wbits: int) -> None:
+        self._c = zlib.compressobj(level, zlib.DEFLATED, wbits)
+
+    def chunk(self, data: bytes) -> bytes:
+        # Z_SYNC_FLUSH: everything so far is decodable, and the dictionary is kept.
+        return self._c.compress(data) + self._c.flush(zlib.Z_SYNC_FLUSH)
+
+    def finish(self) -> bytes:
+        return self._c.flush()
+
+
+def stream_compressor(coding: str, *, gzip_level: int, zstd_level: int) -> StreamCompressor:
+    """A compressor for one streamed body in `coding` ('zstd', 'gzip' or 'deflate')."""
+    if coding == "zstd":
+        return ZSTD.stream(zstd_level)
+    return _ZlibStream(gzip_level, 31 if coding == "gzip" else 15)
 
 
 def decode_body(body: bytes, content_encoding: str, max_len: int) -> bytes:

@@ -74,6 +74,9 @@ class ServerConfig:
     websocket_compress_min_size: int = 1024
     http2: bool = True  # False here when the h2 package is missing
     h2_max_concurrent_streams: int = 100
+    stream_buffer_len: int = 256 * 1024
+    sse_send_buffer_len: int = 1 << 20
+    sse_keepalive_interval: float | None = 15.0
 
     # Input kept per connection while its request is with a worker: one more request.
     max_buffered: int = field(init=False, default=0)
@@ -89,6 +92,8 @@ class ServerConfig:
             "max_pending_requests",
             "websocket_send_buffer_len",
             "h2_max_concurrent_streams",
+            "stream_buffer_len",
+            "sse_send_buffer_len",
         ):
             _positive_int(name, getattr(self, name))
         if not isinstance(self.gzip_level, int) or not 1 <= self.gzip_level <= 9:
@@ -108,7 +113,7 @@ class ServerConfig:
         }
         for name in ("websocket_close_timeout", "worker_idle_timeout"):
             fixed[name] = _seconds(name, getattr(self, name))
-        for name in ("queue_timeout", "websocket_ping_interval"):
+        for name in ("queue_timeout", "websocket_ping_interval", "sse_keepalive_interval"):
             fixed[name] = _seconds(name, getattr(self, name), optional=True)
         for name in ("compress", "access_log", "http2"):
             fixed[name] = bool(getattr(self, name))

@@ -2,10 +2,11 @@
 timers, the TLS record layer, and the driver of the protocol it speaks.
 
 Concurrency contract: everything here belongs to the IO thread of the loop that
-accepted the connection, except `remote_address`, `post` and `websockets`, which
-are set once before any task for the connection exists and are read by workers
-(and by any thread sending on a WebSocket). A worker holds a Connection only to
-address the messages it posts (mummy.core.messages) through `post`.
+accepted the connection, except `remote_address`, `post`, `websockets` and
+`streams`, which are set once before any task for the connection exists and are
+read by workers (and by any thread sending on a WebSocket or an EventStream). A
+worker holds a Connection only to address the messages it posts
+(mummy.core.messages) through `post`.
 """
 
 import socket
@@ -18,6 +19,7 @@ from mummy.core.tls import TLSState
 if TYPE_CHECKING:
     from mummy.core.driver import Driver
     from mummy.core.messages import Message
+    from mummy.core.streams import StreamRegistry
     from mummy.core.wsregistry import WebSocketRegistry
 
 # What a Timer waits for. The loop handles LINGER itself; drivers handle the rest.
@@ -27,6 +29,7 @@ IDLE = 3  # the next request on a kept-alive connection (keep_alive_timeout)
 LINGER = 4  # the end of a graceful close (RFC 9112 §9.6)
 CLOSE_HANDSHAKE = 5  # the peer's WebSocket Close after ours (websocket_close_timeout)
 PING = 6  # the next WebSocket keepalive ping (websocket_ping_interval)
+SSE_KEEPALIVE = 7  # the next comment on open EventStreams (sse_keepalive_interval)
 
 # Connection.close_when_flushed
 CLOSE_HARD = 1  # close the socket
@@ -60,6 +63,7 @@ class Connection:
         "post",
         "remote_address",
         "sock",
+        "streams",
         "timer",
         "tls",
         "websockets",
@@ -71,14 +75,16 @@ class Connection:
         remote_address: str,
         post: "Callable[[Message], None]",
         websockets: "WebSocketRegistry",
+        streams: "StreamRegistry",
     ) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.remote_address = remote_address
         # The mailbox of the loop that owns this connection, for workers' messages.
         self.post = post
-        # That loop's open WebSockets (for shutdown).
+        # That loop's open WebSockets and streams (for shutdown).
         self.websockets = websockets
+        self.streams = streams
         self.out: deque[memoryview] = deque()
         self.out_len = 0  # bytes queued in `out`
         self.events = 0  # the epoll mask currently registered

@@ -29,10 +29,23 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from mummy.core.connection import IDLE
+from mummy.core.connection import IDLE, SSE_KEEPALIVE, Timer
 from mummy.core.driver import MAX_PENDING_OUTPUT, Driver
 from mummy.core.http1 import ParsedRequest
-from mummy.core.messages import H2Output, H2Refuse, H2Response, H2Task, HttpTask, Message
+from mummy.core.messages import (
+    H2Output,
+    H2Refuse,
+    H2Response,
+    H2StreamData,
+    H2Task,
+    HttpTask,
+    Message,
+    StreamCancel,
+    StreamStart,
+    StreamYield,
+)
+from mummy.core.sse import KEEPALIVE_COMMENT, SseEngine
+from mummy.core.streams import ResponseStream
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,6 +55,7 @@ if TYPE_CHECKING:
     from mummy.core.loop import EventLoop
 
     Operation = Callable[[H2Session], object]
+    Queued = bytes | H2Response | H2Refuse | H2StreamData | StreamYield | Operation
 
 log = logging.getLogger("mummy")
 
@@ -61,7 +75,7 @@ class SharedSession:
         self.conn = conn
         self.session = session
         self.lock = threading.Lock()
-        self._queue: deque[bytes | H2Response | H2Refuse | Operation] = deque()
+        self._queue: deque[Queued] = deque()
         self._mailbox_post = mailbox_post
 
     def feed(self, data: bytes) -> None:
@@ -69,9 +83,10 @@ class SharedSession:
         self._submit(data)
 
     def post(self, msg: Message) -> None:
-        """Any thread: the connection's `post`. A stream's response (or refusal) is
-        framed in the session; anything else goes to the mailbox."""
-        if isinstance(msg, (H2Response, H2Refuse)):
+        """Any thread: the connection's `post`. A stream's response (or refusal, or
+        streamed part) is framed in the session, and a StreamYield follows its
+        stream's frames; anything else goes to the mailbox."""
+        if isinstance(msg, (H2Response, H2Refuse, H2StreamData, StreamYield)):
             self._submit(msg)
         else:
             self._mailbox_post(msg)
@@ -93,7 +108,7 @@ class SharedSession:
         self._submit(None)
         return word
 
-    def _submit(self, item: bytes | H2Response | H2Refuse | Operation | None) -> None:
+    def _submit(self, item: Queued | None) -> None:
         # Whoever holds the lock frames everything queued, so a thread that finds it
         # taken leaves its item and goes on: no thread waits (or spins) on another's
         # h2 work. The holder looks at the queue again after releasing the lock, so an
@@ -111,12 +126,26 @@ class SharedSession:
         """Holding the lock: run every queued item; post their frames and the state."""
         session, queue = self.session, self._queue
         ended, fed, requests = 0, False, []
+        yields: list[StreamYield] = []
         wire = b""
         try:
             while queue:
                 item = queue.popleft()
                 try:
-                    if isinstance(item, bytes):
+                    if isinstance(item, H2StreamData):
+                        session.stream_send(
+                            item.stream_id,
+                            item.owner,
+                            item.data,
+                            status=item.status,
+                            fields=item.fields,
+                            end=item.end,
+                            reset=item.reset,
+                        )
+                        item.owner.taken(len(item.data))
+                    elif isinstance(item, StreamYield):
+                        yields.append(item)
+                    elif isinstance(item, bytes):
                         ended += 1
                         fed = True
                         requests += session.receive(item)
@@ -149,10 +178,23 @@ class SharedSession:
                     draining=session.draining,
                 )
             )
+            for done in yields:
+                self._mailbox_post(done)  # after the frames of the data it yielded
 
 
 class H2Driver(Driver):
-    __slots__ = ("_busy", "_inbuf", "_out", "_pending", "_state", "_upgrade", "_waiting", "shared")
+    __slots__ = (
+        "_busy",
+        "_inbuf",
+        "_keepalive",
+        "_out",
+        "_pending",
+        "_state",
+        "_streams",
+        "_upgrade",
+        "_waiting",
+        "shared",
+    )
 
     def __init__(self, loop: EventLoop, conn: Connection, inbuf: bytearray) -> None:
         # Imported here: h2 is an optional extra, needed once a client speaks HTTP/2.
@@ -173,6 +215,9 @@ class H2Driver(Driver):
         self._out: list[bytes] = []  # frames of this mailbox drain
         self._state: H2Output | None = None  # the newest state, applied after the drain
         self._waiting: deque[ParsedRequest] = deque()  # streams the full ring refused
+        # Streamed responses and EventStreams open on this connection, by stream id.
+        self._streams: dict[int, ResponseStream | SseEngine] = {}
+        self._keepalive: Timer | None = None  # the EventStreams' keepalive comments
 
     def accept_upgrade(self, http2_settings: str, request: ParsedRequest) -> None:
         """h2c through `Upgrade: h2c`: the upgrade request becomes stream 1.
@@ -202,6 +247,9 @@ class H2Driver(Driver):
             self._feed(data)
 
     def message(self, msg: Message) -> None:
+        if isinstance(msg, (StreamStart, StreamYield, StreamCancel)):
+            self._stream_message(msg)
+            return
         if not isinstance(msg, H2Output):
             return
         ring = self.loop.ring
@@ -233,6 +281,8 @@ class H2Driver(Driver):
             loop.send(conn, out)
         if conn.closed or state is None:
             return
+        if self._streams:
+            self._resume_streams()
         if state.closed or (state.draining and not state.active_streams and not self._busy):
             loop.close_after_output(conn, graceful=True)
             return
@@ -255,6 +305,17 @@ class H2Driver(Driver):
             return False
         return self.conn.out_len <= MAX_PENDING_OUTPUT
 
+    def flushed(self) -> None:
+        if self._streams:
+            self._resume_streams()
+
+    def closed(self) -> None:
+        if self._keepalive is not None:
+            self.loop.wheel.remove(self._keepalive)
+        streams, self._streams = self._streams, {}
+        for stream in streams.values():
+            self._gone(stream)
+
     def peer_closed(self) -> None:
         if self.conn.out:
             self.loop.close_after_output(self.conn, graceful=True)
@@ -262,7 +323,16 @@ class H2Driver(Driver):
             self.loop.close(self.conn)
 
     def timer_fired(self, kind: int) -> None:
-        self.loop.close(self.conn)  # idle (no stream open) past keep_alive_timeout
+        if kind != SSE_KEEPALIVE:
+            self.loop.close(self.conn)  # idle (no stream open) past keep_alive_timeout
+            return
+        alive = False
+        for stream in list(self._streams.values()):
+            if isinstance(stream, SseEngine):
+                alive = stream.write(KEEPALIVE_COMMENT) or alive
+        interval = self.loop.config.sse_keepalive_interval
+        if alive and interval is not None and self._keepalive is not None:
+            self.loop.arm(self._keepalive, interval, SSE_KEEPALIVE)
 
     def server_refusals_done(self) -> None:
         # GOAWAY; the streams with workers are still answered.
@@ -278,6 +348,54 @@ class H2Driver(Driver):
         for request in waiting:
             self.shared.run(functools.partial(_refuse, stream_id=request.stream_id))
         self.loop.update_events(self.conn)
+
+    # --- streamed responses and EventStreams ------------------------------------
+
+    def _stream_message(self, msg: StreamStart | StreamYield | StreamCancel) -> None:
+        stream = msg.stream
+        if isinstance(msg, StreamStart):
+            if self.conn.closed:
+                self._gone(stream)  # closed while its handler ran
+                return
+            self._streams[stream.stream_id] = stream
+            interval = self.loop.config.sse_keepalive_interval
+            if isinstance(stream, SseEngine) and interval is not None:
+                if self._keepalive is None:
+                    self._keepalive = Timer(self.conn)
+                if not self._keepalive.timer_kind:
+                    self.loop.arm(self._keepalive, interval, SSE_KEEPALIVE)
+        elif isinstance(msg, StreamYield):
+            msg.stream.task_ended(msg.outcome)
+            if msg.stream.done:
+                if self._streams.get(stream.stream_id) is stream:
+                    del self._streams[stream.stream_id]
+                return
+        if isinstance(stream, ResponseStream):
+            self._resume(stream)
+
+    def _resume_streams(self) -> None:
+        """After output or new frames: resume the streams the bound has room for;
+        forget the EventStreams that ended."""
+        for stream_id, stream in list(self._streams.items()):
+            if isinstance(stream, ResponseStream):
+                self._resume(stream)
+            elif stream.closed:
+                del self._streams[stream_id]
+            else:
+                stream.socket_backlog = self.conn.out_len
+
+    def _resume(self, stream: ResponseStream) -> None:
+        if not self.loop.finishing:
+            task = stream.next_task(self.conn.out_len + stream.h2_pending)
+            if task is not None:
+                self.loop.ring.put(task, force=True)
+
+    def _gone(self, stream: ResponseStream | SseEngine) -> None:
+        if isinstance(stream, SseEngine):
+            stream.stream_gone()
+        else:
+            stream.cancel()
+            self._resume(stream)  # a task that closes the iterator, unless one runs
 
     def _feed(self, data: bytes) -> None:
         conn = self.conn

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import hpack.hpack
 import hpack.table
@@ -75,6 +75,15 @@ MAX_PINGS_PER_WINDOW = 100
 MAX_SETTINGS_PER_WINDOW = 100
 
 
+class StreamOwner(Protocol):
+    """A streamed response or EventStream on a stream: told how much of its data
+    waits for the flow-control window, and that the stream is gone (reset)."""
+
+    h2_pending: int
+
+    def stream_gone(self) -> None: ...
+
+
 @dataclass(slots=True)
 class _Stream:
     headers: list[tuple[str, str]]
@@ -83,7 +92,11 @@ class _Stream:
     body: bytearray = field(default_factory=bytearray)
     too_large: bool = False
     answered: bool = False  # response headers sent; the body may still be flowing
-    pending: memoryview | None = None  # response body waiting for flow-control window
+    # Response data waiting for the flow-control window, and its length.
+    pending: deque[memoryview] = field(default_factory=deque)
+    pending_len: int = 0
+    end_when_sent: bool = False  # END_STREAM after the pending data
+    owner: StreamOwner | None = None  # a streamed body's producer
 
 
 class FloodCounter:
@@ -180,7 +193,7 @@ class H2Session:
             elif isinstance(event, StreamEnded):
                 self._complete(event.stream_id, ready)
             elif isinstance(event, StreamReset):
-                self._streams.pop(event.stream_id, None)
+                self._drop(event.stream_id)
                 self._dispatched.discard(event.stream_id)
                 if event.remote_reset and self._resets.hit(now):
                     self._goaway(ErrorCodes.ENHANCE_YOUR_CALM, "too many stream resets")
@@ -272,37 +285,95 @@ class H2Session:
         try:
             self.conn.send_headers(stream_id, fields, end_stream=not body)
         except (ProtocolError, StreamClosedError):
-            self._streams.pop(stream_id, None)
+            self._drop(stream_id)
             return
         if body:
-            stream.pending = memoryview(body)
+            stream.pending.append(memoryview(body))
+            stream.pending_len = len(body)
+            stream.end_when_sent = True
             self._flush()
         else:
-            self._streams.pop(stream_id, None)
+            self._drop(stream_id)
+
+    def stream_send(
+        self,
+        stream_id: int,
+        owner: StreamOwner,
+        data: bytes,
+        *,
+        status: int | None,
+        fields: list[tuple[str, str]] | None,
+        end: bool,
+        reset: bool,
+    ) -> None:
+        """A streamed body's part: its head first (`status`), then data as the
+        windows allow, END_STREAM after the data when `end`; `reset` cuts the
+        stream (RST_STREAM INTERNAL_ERROR: the body cannot be completed)."""
+        stream = self._streams.get(stream_id)
+        if stream is None or self.closed:
+            owner.stream_gone()  # reset by the client meanwhile, or the connection failed
+            return
+        if reset:
+            self._drop(stream_id)
+            self._reset(stream_id, ErrorCodes.INTERNAL_ERROR)
+            return
+        if status is not None:
+            self._dispatched.discard(stream_id)
+            self._last_answered = max(self._last_answered, stream_id)
+            stream.answered = True
+            stream.owner = owner
+            head = [(":status", str(status)), *(fields or [])]
+            try:
+                self.conn.send_headers(stream_id, head, end_stream=end and not data)
+            except (ProtocolError, StreamClosedError):
+                self._drop(stream_id)
+                return
+            if end and not data:
+                self._drop(stream_id)
+                return
+        if data:
+            stream.pending.append(memoryview(data))
+            stream.pending_len += len(data)
+        stream.end_when_sent = end
+        self._flush()
 
     def _flush(self) -> None:
         conn = self.conn
         for stream_id, stream in list(self._streams.items()):
-            data = stream.pending
-            while data is not None:
-                try:
+            if not stream.answered:
+                continue
+            pending = stream.pending
+            ended = False
+            try:
+                while pending:
+                    data = pending[0]
                     window = conn.local_flow_control_window(stream_id)
-                except (ProtocolError, StreamClosedError):
-                    self._streams.pop(stream_id, None)
-                    break
-                size = min(window, conn.max_outbound_frame_size, len(data))
-                if size <= 0 and len(data):
-                    break  # wait for WINDOW_UPDATE
-                end = size == len(data)
-                try:
-                    conn.send_data(stream_id, data[:size].tobytes(), end_stream=end)
-                except (FlowControlError, ProtocolError, StreamClosedError):
-                    self._streams.pop(stream_id, None)
-                    break
-                data = None if end else data[size:]
-                stream.pending = data
-                if end:
-                    self._streams.pop(stream_id, None)
+                    size = min(window, conn.max_outbound_frame_size, len(data))
+                    if size <= 0:
+                        break  # wait for WINDOW_UPDATE
+                    whole = size == len(data)
+                    ended = whole and len(pending) == 1 and stream.end_when_sent
+                    conn.send_data(stream_id, data[:size].tobytes(), end_stream=ended)
+                    stream.pending_len -= size
+                    if whole:
+                        pending.popleft()
+                    else:
+                        pending[0] = data[size:]
+                if not pending and stream.end_when_sent and not ended:
+                    conn.end_stream(stream_id)  # a stream that ends after its last chunk
+                    ended = True
+            except (FlowControlError, ProtocolError, StreamClosedError):
+                ended = True
+            if stream.owner is not None:
+                stream.owner.h2_pending = stream.pending_len
+            if ended:
+                self._drop(stream_id)
+
+    def _drop(self, stream_id: int) -> None:
+        """Forget a stream (answered, reset, failed); its producer learns it is gone."""
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None and stream.owner is not None:
+            stream.owner.stream_gone()
 
     def _reset(self, stream_id: int, code: ErrorCodes) -> None:
         try:
@@ -324,7 +395,7 @@ class H2Session:
         """Server shutdown: no worker will run this stream; it is reset with
         REFUSED_STREAM (RFC 9113 §8.7: the client may retry it) after the GOAWAY."""
         self._dispatched.discard(stream_id)
-        self._streams.pop(stream_id, None)
+        self._drop(stream_id)
         if self.draining:
             self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
         else:
@@ -348,6 +419,6 @@ class H2Session:
             if not stream.answered and sid not in self._dispatched
         ]
         for stream_id in [*self._refused, *unstarted]:
-            self._streams.pop(stream_id, None)
+            self._drop(stream_id)
             self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
         self._refused.clear()

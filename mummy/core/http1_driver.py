@@ -4,7 +4,8 @@ WebSocket (a 101 from a worker).
 
 A connection has at most one request with a worker at a time, so pipelined
 requests are answered in order; the next one is parsed when the previous
-response has been handed back.
+response has been handed back, or, for a streamed response or an EventStream
+(mummy.core.streams, mummy.core.sse), once that stream has ended.
 """
 
 from __future__ import annotations
@@ -13,13 +14,26 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from mummy.core.connection import BODY, HEAD, IDLE
+from mummy.core.connection import BODY, HEAD, IDLE, SSE_KEEPALIVE, Timer
 from mummy.core.driver import MAX_PENDING_OUTPUT, Driver
 from mummy.core.fields import H2_PREFACE, comma_tokens
 from mummy.core.h2_driver import H2Driver
 from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
-from mummy.core.messages import Http1Response, HttpTask, Message, Upgrade, WebSocketFrame
+from mummy.core.messages import (
+    Http1Response,
+    HttpTask,
+    Message,
+    StreamCancel,
+    StreamData,
+    StreamOutcome,
+    StreamStart,
+    StreamYield,
+    Upgrade,
+    WebSocketFrame,
+)
 from mummy.core.response import error_response
+from mummy.core.sse import KEEPALIVE_COMMENT, SseEngine
+from mummy.core.streams import ResponseStream
 from mummy.core.ws_driver import WebSocketDriver
 
 if TYPE_CHECKING:
@@ -33,15 +47,17 @@ SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpg
 
 
 class Http1Driver(Driver):
-    __slots__ = ("busy", "inbuf", "parser", "waiting")
+    __slots__ = ("busy", "inbuf", "parser", "stream", "stream_timer", "waiting")
 
     def __init__(self, loop: EventLoop, conn: Connection, inbuf: bytearray | None = None) -> None:
         super().__init__(loop, conn)
         config = loop.config
         self.parser = RequestParser(config.max_headers_len, config.max_body_len)
         self.inbuf = inbuf if inbuf is not None else bytearray()
-        self.busy = False  # a request of this connection is with a worker
+        self.busy = False  # a request of this connection is with a worker, or streaming
         self.waiting = False  # a complete request waits for room in the ring
+        self.stream: ResponseStream | SseEngine | None = None  # the response streaming now
+        self.stream_timer: Timer | None = None  # an EventStream's keepalive comments
 
     def start(self) -> None:
         """Accepted (wait for a head), or after TLS (parse what came with it)."""
@@ -69,6 +85,9 @@ class Http1Driver(Driver):
         return self.conn.out_len <= MAX_PENDING_OUTPUT
 
     def peer_closed(self) -> None:
+        if isinstance(self.stream, SseEngine):
+            self.loop.close(self.conn)  # the reader of an event stream left
+            return
         # Half-closed: answer what is with a worker or queued, then close.
         if self.busy:
             self.loop.update_events(self.conn)  # closed once the response is out
@@ -78,11 +97,29 @@ class Http1Driver(Driver):
             self.loop.close(self.conn)
 
     def flushed(self) -> None:
-        if not self.conn.out and not self.busy:
-            self._advance()
+        stream = self.stream
+        if stream is None:
+            if not self.conn.out and not self.busy:
+                self._advance()
+        elif isinstance(stream, SseEngine):
+            stream.socket_backlog = self.conn.out_len
+        else:
+            self._resume(stream)
+
+    def closed(self) -> None:
+        stream = self.stream
+        if self.stream_timer is not None:
+            self.loop.wheel.remove(self.stream_timer)
+        if isinstance(stream, SseEngine):
+            stream.stream_gone()
+        elif stream is not None:
+            stream.cancel()
+            self._resume(stream)  # a task that closes the iterator, unless one runs
 
     def timer_fired(self, kind: int) -> None:
-        if kind == BODY or (kind == HEAD and (self.inbuf or not self.parser.idle)):
+        if kind == SSE_KEEPALIVE:
+            self._keepalive()
+        elif kind == BODY or (kind == HEAD and (self.inbuf or not self.parser.idle)):
             # RFC 9110 §15.5.9: the client was mid-request; tell it why we close.
             self.reject(408, "request not received in time")
         else:
@@ -102,6 +139,8 @@ class Http1Driver(Driver):
                 self.loop.close_after_output(conn, graceful=True)
             else:
                 self._advance()
+        elif isinstance(msg, (StreamStart, StreamData, StreamYield, StreamCancel)):
+            self._stream_message(msg)
         elif isinstance(msg, Upgrade):
             self._upgraded(msg)
         elif isinstance(msg, WebSocketFrame):
@@ -126,6 +165,85 @@ class Http1Driver(Driver):
         self.inbuf.clear()
         self.loop.send(self.conn, error_response(status, reason))
         self.loop.close_after_output(self.conn, graceful=True)
+
+    # --- streamed responses and EventStreams ------------------------------------
+
+    def _stream_message(self, msg: StreamStart | StreamData | StreamYield | StreamCancel) -> None:
+        conn, loop = self.conn, self.loop
+        if isinstance(msg, StreamData):
+            stream = msg.stream
+            stream.taken(len(msg.wire))
+            if conn.closed or stream is not self.stream:
+                return
+            if msg.abort:
+                loop.close(conn)  # a reader too slow for its EventStream
+                return
+            loop.send(conn, msg.wire)
+            if isinstance(stream, SseEngine):
+                stream.socket_backlog = conn.out_len
+            if msg.last:
+                self._stream_over(close=not stream.keep_alive)
+        elif isinstance(msg, StreamYield):
+            stream = msg.stream
+            stream.task_ended(msg.outcome)
+            if conn.closed or stream is not self.stream:
+                self._resume(stream)  # cancelled: the iterator is still to be closed
+            elif msg.outcome is StreamOutcome.PAUSED:
+                self._resume(stream)
+            elif msg.outcome is StreamOutcome.ENDED:
+                self._stream_over(close=not stream.keep_alive)
+            else:
+                # RFC 9112 §7.1: without its last chunk the client sees the body is cut.
+                self._stream_over(close=True, hard=True)
+        elif isinstance(msg, StreamCancel):
+            self._resume(msg.stream)
+        else:
+            stream = msg.stream
+            if conn.closed:
+                # Closed while its handler ran: closed() did not know of it yet.
+                self.busy = False
+                if isinstance(stream, SseEngine):
+                    stream.stream_gone()
+                else:
+                    stream.cancel()
+                    self._resume(stream)
+                return
+            self.stream = stream  # busy until it ends: the next request waits for it
+            if msg.wire:
+                loop.send(conn, msg.wire)
+            if isinstance(stream, SseEngine):
+                stream.socket_backlog = conn.out_len
+                interval = loop.config.sse_keepalive_interval
+                if interval is not None:
+                    if self.stream_timer is None:
+                        self.stream_timer = Timer(conn)
+                    loop.arm(self.stream_timer, interval, SSE_KEEPALIVE)
+            else:
+                self._resume(stream)
+
+    def _resume(self, stream: ResponseStream | SseEngine) -> None:
+        """Put the stream's next task, if it is idle and the output has room."""
+        if isinstance(stream, ResponseStream) and not self.loop.finishing:
+            task = stream.next_task(self.conn.out_len)
+            if task is not None:
+                self.loop.ring.put(task, force=True)  # one per stream, like WebSocket events
+
+    def _stream_over(self, *, close: bool, hard: bool = False) -> None:
+        conn, loop = self.conn, self.loop
+        self.stream = None
+        self.busy = False
+        if self.stream_timer is not None:
+            loop.wheel.disarm(self.stream_timer)
+        if close or conn.eof:
+            loop.close_after_output(conn, graceful=not hard)
+        else:
+            self._advance()
+
+    def _keepalive(self) -> None:
+        stream, interval = self.stream, self.loop.config.sse_keepalive_interval
+        if isinstance(stream, SseEngine) and stream.write(KEEPALIVE_COMMENT):
+            assert interval is not None and self.stream_timer is not None
+            self.loop.arm(self.stream_timer, interval, SSE_KEEPALIVE)
 
     # --- internals ---------------------------------------------------------------
 

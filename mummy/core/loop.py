@@ -14,7 +14,7 @@ driver's last word, and is logged (rate-limited); everyone else is served on.
 Only a failure of the loop itself (epoll, the listener, the mailbox) ends `run`.
 
 Everything here belongs to this loop (its epoll, connections, timers, mailbox,
-WebSocket registry), so that a server may run several.
+WebSocket and stream registries), so that a server may run several.
 """
 
 import logging
@@ -33,6 +33,7 @@ from mummy.core.listener import Acceptor
 from mummy.core.messages import WAKE, Message, Task
 from mummy.core.poller import ERROR, READ, WRITE, make_poller
 from mummy.core.ring import Mailbox, TaskRing
+from mummy.core.streams import StreamRegistry
 from mummy.core.timers import TimerWheel
 from mummy.core.transport import Transport
 from mummy.core.wsregistry import WebSocketRegistry
@@ -62,6 +63,7 @@ class EventLoop(Transport):
         self.ssl_context = ssl_context
         self.mailbox: Mailbox[Message] = Mailbox()
         self.websockets = WebSocketRegistry()
+        self.streams = StreamRegistry()
         # Drivers with a complete request waiting for room in the ring.
         self.waiting_for_ring: deque[Driver] = deque()
         # Drivers to call once this drain of the mailbox is done (HTTP/2 writes).
@@ -234,7 +236,7 @@ class EventLoop(Transport):
 
     def _accept(self) -> None:
         for sock, address in self._acceptor.accept(len(self._conns)):
-            conn = Connection(sock, address, self.mailbox.post, self.websockets)
+            conn = Connection(sock, address, self.mailbox.post, self.websockets, self.streams)
             self._conns[conn.fd] = conn
             conn.events = READ
             self._ep.register(conn.fd, READ)

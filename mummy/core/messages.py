@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from mummy.core.connection import Connection
     from mummy.core.h2_driver import SharedSession
     from mummy.core.http1 import ParsedRequest
+    from mummy.core.sse import SseEngine
+    from mummy.core.streams import ResponseStream
     from mummy.core.tls import TLSState
     from mummy.core.wsengine import WebSocketEngine
 
@@ -80,7 +82,20 @@ class H2Task:
         self.data = data
 
 
-Task = HttpTask | WebSocketTask | TlsTask | H2Task
+class StreamTask:
+    """Resume one streamed response's iterator: pull chunks until `budget` bytes are
+    produced (what the connection's output bound has room for) or it ends; at most
+    one per stream in flight."""
+
+    __slots__ = ("budget", "conn", "stream")
+
+    def __init__(self, conn: Connection, stream: ResponseStream, budget: int) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.budget = budget
+
+
+Task = HttpTask | WebSocketTask | TlsTask | H2Task | StreamTask
 
 # --- messages: any thread -> the IO thread ---------------------------------------
 
@@ -252,6 +267,105 @@ class WebSocketAbort:
         self.conn = conn
 
 
+class StreamStart:
+    """A handler answered with a stream (respond_stream) or an EventStream
+    (respond_sse): `wire` is what to write now (an EventStream's HTTP/1.1 head; a
+    streamed response's head waits for its first chunk). Ends a task."""
+
+    __slots__ = ("conn", "stream", "wire")
+    ends_task: ClassVar[bool] = True
+
+    def __init__(self, conn: Connection, stream: ResponseStream | SseEngine, wire: bytes) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.wire = wire
+
+
+class StreamData:
+    """HTTP/1.x bytes of a stream, framed; `last`: the stream is over (an
+    EventStream's end: `abort` closes the connection instead of keeping it)."""
+
+    __slots__ = ("abort", "conn", "last", "stream", "wire")
+    ends_task: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        conn: Connection,
+        stream: ResponseStream | SseEngine,
+        wire: bytes,
+        *,
+        last: bool = False,
+        abort: bool = False,
+    ) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.wire = wire
+        self.last = last
+        self.abort = abort
+
+
+class H2StreamData:
+    """An HTTP/2 stream's part of a streamed response or EventStream: its head
+    (`status` not None), data, its end (`end`) or a reset (`reset`). Framed in the
+    session like H2Response (h2_driver.SharedSession.post), never reaching the IO
+    thread."""
+
+    __slots__ = ("conn", "data", "end", "fields", "owner", "reset", "status", "stream_id")
+    ends_task: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        conn: Connection,
+        stream_id: int,
+        owner: ResponseStream | SseEngine,
+        data: bytes = b"",
+        *,
+        status: int | None = None,
+        fields: list[tuple[str, str]] | None = None,
+        end: bool = False,
+        reset: bool = False,
+    ) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.owner = owner
+        self.data = data
+        self.status = status
+        self.fields = fields
+        self.end = end
+        self.reset = reset
+
+
+class StreamOutcome(enum.Enum):
+    PAUSED = "paused"  # the budget is spent: resume when the output bound has room
+    ENDED = "ended"  # the body is complete (or a 500 replaced it)
+    FAILED = "failed"  # the iterator raised after the head: cut (HTTP/1.1 close, h2 reset)
+    CANCELLED = "cancelled"  # the client left or the server closes: the iterator is closed
+
+
+class StreamYield:
+    """A StreamTask finished, with what became of the stream. Ends a task. Over
+    HTTP/2 it is posted after the H2Output that framed the task's data."""
+
+    __slots__ = ("conn", "outcome", "stream")
+    ends_task: ClassVar[bool] = True
+
+    def __init__(self, conn: Connection, stream: ResponseStream, outcome: StreamOutcome) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.outcome = outcome
+
+
+class StreamCancel:
+    """The closing thread: end this stream now (Server.close()'s deadline)."""
+
+    __slots__ = ("conn", "stream")
+    ends_task: ClassVar[bool] = False
+
+    def __init__(self, conn: Connection, stream: ResponseStream) -> None:
+        self.conn = conn
+        self.stream = stream
+
+
 class Wake(enum.Enum):
     """No payload: look at the loop's control flags (set by the closing thread).
     An enum of one, so that `msg is WAKE` is the whole test (and mypy narrows on it)."""
@@ -273,5 +387,10 @@ Message = (
     | WebSocketClosing
     | WebSocketDrop
     | WebSocketAbort
+    | StreamStart
+    | StreamData
+    | H2StreamData
+    | StreamYield
+    | StreamCancel
     | Literal[Wake.WAKE]
 )

@@ -87,10 +87,11 @@ _Checked = tuple[list[tuple[str, str, bytes]], str | None, bool, bool]
 
 
 def _checked(
-    status: int, headers: list[tuple[str, str]], body: bytes, head_request: bool
+    status: int, headers: list[tuple[str, str]], body: bytes | None, head_request: bool
 ) -> _Checked:
-    """The rules both framings follow. Raises MummyError for a response that cannot
-    be sent as given; nothing is sent then."""
+    """The rules both framings follow; `body` None for a streamed body (its length
+    is unknown: a Content-Length is the handler's promise). Raises MummyError for a
+    response that cannot be sent as given; nothing is sent then."""
     if not isinstance(status, int) or not 200 <= status <= 999:
         raise MummyError(
             f"status {status!r} is not a final HTTP status code (200-999); "
@@ -112,7 +113,8 @@ def _checked(
             continue
         if key == "transfer-encoding":
             raise MummyError(
-                "do not set Transfer-Encoding: responses are sent whole, with Content-Length"
+                "do not set Transfer-Encoding: mummy frames every response itself "
+                "(Content-Length, or chunked for respond_stream)"
             )
         if key == "connection":
             # RFC 9110 §7.6.1: the server manages its connections; the one wish a
@@ -132,7 +134,12 @@ def _checked(
             # Validated and encoded once: most responses repeat the same few fields.
             cache[name, value] = (key, line)
         fields.append((key, value, line))
-    if status in NO_BODY_STATUSES or (content_length is not None and head_request and not body):
+    if body is None:
+        if content_length is not None and not (
+            content_length.isdigit() and content_length.isascii()
+        ):
+            raise MummyError(f"invalid Content-Length {content_length!r}")
+    elif status in NO_BODY_STATUSES or (content_length is not None and head_request and not body):
         # RFC 9110 §8.6 and §9.3.2: a 304 or a HEAD response may carry the length the
         # GET's 200 would have; a 204 none, and neither a body.
         if body:
@@ -236,27 +243,22 @@ def error_message(
     return Http1Response(conn, error_response(status, why), keep_alive=False)
 
 
-def _content_coded(
-    status: int,
-    pairs: list[tuple[str, str]],
-    data: bytes,
-    accept_encoding: str | None,
-    config: ServerConfig,
-) -> bytes:
-    """Compress `data` in place of the identity body when the response and the
-    client allow it; edits `pairs` (Content-Encoding, Vary, Content-Length).
-    Raises NotAcceptable when the client refuses identity and all we offer."""
+def _content_coding(status: int, pairs: list[tuple[str, str]], accept_encoding: str | None) -> str:
+    """The content coding for a response the handler sent in identity, when the
+    response and the client allow one ('identity' otherwise); edits `pairs`
+    (Content-Encoding, Vary, Content-Length) to say so. Raises NotAcceptable when
+    the client refuses identity and all we offer."""
     if status in NO_BODY_STATUSES or status < 200:
-        return data
+        return "identity"
     content_type = None
     for name, value in pairs:
         key = name.lower()
         if key == "content-encoding":
-            return data
+            return "identity"
         if key == "content-type":
             content_type = value
     if not compressible(content_type):
-        return data
+        return "identity"
     coding = negotiate(accept_encoding)
     # The choice depended on Accept-Encoding: caches must know (RFC 9110 §12.5.5).
     vary = [i for i, (name, _) in enumerate(pairs) if name.lower() == "vary"]
@@ -265,10 +267,23 @@ def _content_coded(
     elif "accept-encoding" not in pairs[vary[0]][1].lower():
         name, value = pairs[vary[0]]
         pairs[vary[0]] = (name, f"{value}, Accept-Encoding")
+    if coding != "identity":
+        pairs[:] = [(n, v) for n, v in pairs if n.lower() != "content-length"]
+        pairs.append(("Content-Encoding", coding))
+    return coding
+
+
+def _content_coded(
+    status: int,
+    pairs: list[tuple[str, str]],
+    data: bytes,
+    accept_encoding: str | None,
+    config: ServerConfig,
+) -> bytes:
+    """`data` compressed when `_content_coding` picks a coding, else as it is."""
+    coding = _content_coding(status, pairs, accept_encoding)
     if coding == "identity":
         return data
-    pairs[:] = [(n, v) for n, v in pairs if n.lower() != "content-length"]
-    pairs.append(("Content-Encoding", coding))
     return compress(data, coding, gzip_level=config.gzip_level, zstd_level=config.zstd_level)
 
 
@@ -314,3 +329,115 @@ def encode_response(
         keep_alive=request_keep_alive and not server_closing,
     )
     return Http1Response(conn, wire, keep_alive), status, len(data)
+
+
+# How a streamed HTTP/1.x body is delimited (RFC 9112 §6.3).
+CHUNKED = 1  # Transfer-Encoding: chunked (HTTP/1.1)
+LENGTH = 2  # the handler's Content-Length
+UNTIL_CLOSE = 3  # the connection's end (HTTP/1.0 without a Content-Length)
+
+
+class StreamHead:
+    """What `stream_head` decided for a streamed response: the HTTP/1.1 head (or
+    the HTTP/2 fields), how the body is delimited, its content coding, whether the
+    connection stays open after it, and whether there is a body at all (not for
+    HEAD, 204 and 304: then the head is the whole response)."""
+
+    __slots__ = ("coding", "fields", "framing", "keep_alive", "length", "no_body", "status", "wire")
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        wire: bytes,
+        fields: list[tuple[str, str]],
+        framing: int,
+        length: int | None,
+        coding: str,
+        keep_alive: bool,
+        no_body: bool,
+    ) -> None:
+        self.status = status
+        self.wire = wire
+        self.fields = fields
+        self.framing = framing
+        self.length = length
+        self.coding = coding
+        self.keep_alive = keep_alive
+        self.no_body = no_body
+
+
+def stream_head(
+    stream_id: int,
+    request_method: str,
+    request_version: str,
+    request_keep_alive: bool,
+    request_headers: Mapping[str, str],
+    status: int,
+    pairs: list[tuple[str, str]],
+    *,
+    compress_body: bool,
+    config: ServerConfig,
+    server_closing: bool,
+) -> StreamHead:
+    """The head of a streamed response (`encode_response`'s rules, a body of unknown
+    length). A handler's Content-Length delimits the body and turns compression off
+    (the compressed length is unknown); otherwise HTTP/1.1 is chunked and HTTP/1.0
+    ends with the connection. Raises MummyError as `serialize` does, NotAcceptable
+    when the client refuses every coding (`compress_body` only)."""
+    head_request = request_method == "HEAD"
+    no_body = head_request or status in NO_BODY_STATUSES
+    given_length = any(name.lower() == "content-length" for name, _ in pairs)
+    coding = "identity"
+    if compress_body and config.compress and not given_length and not no_body:
+        coding = _content_coding(status, pairs, request_headers.get("accept-encoding"))
+    elif compress_body and config.compress and head_request and not given_length:
+        _content_coding(status, pairs, request_headers.get("accept-encoding"))  # same fields
+    kept, content_length, has_date, wants_close = _checked(status, pairs, None, head_request)
+    length = None if content_length is None else int(content_length)
+    if stream_id:
+        fields = [(key, value) for key, value, _ in kept if key not in CONNECTION_FIELDS]
+        if content_length is not None:
+            fields.append(("content-length", content_length))
+        if not has_date:
+            fields.append(("date", http_date()))
+        return StreamHead(
+            status,
+            wire=b"",
+            fields=fields,
+            framing=LENGTH if length is not None else CHUNKED,
+            length=length,
+            coding=coding,
+            keep_alive=True,
+            no_body=no_body,
+        )
+    http10 = request_version == "HTTP/1.0"
+    keep_alive = request_keep_alive and not server_closing and not wants_close
+    out = [status_line(status)]
+    out += [line for _, _, line in kept]
+    if no_body or content_length is not None:
+        framing = LENGTH
+        if content_length is not None:
+            out.append(b"Content-Length: %s\r\n" % content_length.encode("ascii"))
+    elif http10:
+        framing, keep_alive = UNTIL_CLOSE, False
+    else:
+        framing = CHUNKED
+        out.append(b"Transfer-Encoding: chunked\r\n")
+    if not has_date:
+        out.append(b"Date: " + http_date().encode("ascii") + b"\r\n")
+    if not keep_alive:
+        out.append(b"Connection: close\r\n")
+    elif http10:
+        out.append(b"Connection: keep-alive\r\n")
+    out.append(b"\r\n")
+    return StreamHead(
+        status,
+        wire=b"".join(out),
+        fields=[],
+        framing=framing,
+        length=length if not no_body else 0,
+        coding=coding,
+        keep_alive=keep_alive,
+        no_body=no_body,
+    )

@@ -22,6 +22,7 @@ from mummy.core.http1 import ParsedRequest
 from mummy.core.messages import (
     H2Task,
     HttpTask,
+    StreamTask,
     Task,
     TlsStep,
     TlsTask,
@@ -76,6 +77,8 @@ class WorkerRuntime[Req: HandledRequest]:
                 task.session.feed(task.data)  # posts the H2Output that ends it
             elif isinstance(task, WebSocketTask):
                 self._run_websocket(task)
+            elif isinstance(task, StreamTask):
+                task.stream.resume(task.budget)  # posts the StreamYield that ends it
             else:
                 self._run_tls_step(task)
             return

@@ -35,6 +35,40 @@ class _Codec:
         return compressor
 
 
+class _StdlibStream:
+    """A zstd frame compressed chunk by chunk, each chunk flushed (FLUSH_BLOCK):
+    what has been compressed is decodable at once, as a streamed response needs."""
+
+    def __init__(self, compressor: Any, module: ModuleType) -> None:
+        self._c = compressor
+        self._block = module.ZstdCompressor.FLUSH_BLOCK
+        self._frame = module.ZstdCompressor.FLUSH_FRAME
+
+    def chunk(self, data: bytes) -> bytes:
+        out: bytes = self._c.compress(data, mode=self._block)
+        return out
+
+    def finish(self) -> bytes:
+        out: bytes = self._c.flush(mode=self._frame)
+        return out
+
+
+class _ZstandardStream:
+    """The same over `zstandard`'s compressobj."""
+
+    def __init__(self, compressobj: Any, module: ModuleType) -> None:
+        self._c = compressobj
+        self._block = module.COMPRESSOBJ_FLUSH_BLOCK
+
+    def chunk(self, data: bytes) -> bytes:
+        out: bytes = self._c.compress(data) + self._c.flush(self._block)
+        return out
+
+    def finish(self) -> bytes:
+        out: bytes = self._c.flush()
+        return out
+
+
 class StdlibZstd(_Codec):
     """Over a module with the `compression.zstd` interface (the standard one, or the
     `backports.zstd` package, which the tests use to check this on 3.13)."""
@@ -46,6 +80,10 @@ class StdlibZstd(_Codec):
             body, mode=self._zstd.ZstdCompressor.FLUSH_FRAME
         )
         return out
+
+    def stream(self, level: int) -> _StdlibStream:
+        """A compressor of its own for one streamed body (it lives across workers)."""
+        return _StdlibStream(self._zstd.ZstdCompressor(level=level), self._zstd)
 
     def decompress(self, body: bytes, max_len: int) -> bytes:
         """At most `max_len + 1` bytes (more than `max_len`: the caller answers 413)."""
@@ -67,6 +105,10 @@ class ZstandardZstd(_Codec):
     def compress(self, body: bytes, level: int) -> bytes:
         out: bytes = self._compressor(level).compress(body)
         return out
+
+    def stream(self, level: int) -> _ZstandardStream:
+        """A compressor of its own for one streamed body (it lives across workers)."""
+        return _ZstandardStream(self._zstd.ZstdCompressor(level=level).compressobj(), self._zstd)
 
     def decompress(self, body: bytes, max_len: int) -> bytes:
         """At most `max_len + 1` bytes (more than `max_len`: the caller answers 413)."""
