@@ -6,12 +6,12 @@
 `WSGIAdapter(app)` is an ordinary mummy handler: each request runs the application
 on a worker thread, with an environ built from the complete, in-memory request.
 
-Responses are in memory too, as everything in mummy: the adapter runs the application,
-collects its whole iterable (and whatever it passed to `write()`), closes it, and only
-then calls `request.respond()`, so mummy's compression and keep-alive apply. A
-"streaming" response therefore reaches the client in one piece once it has ended, and a
-generator that never ends holds its worker forever: streaming and server-sent events are
-not supported over WSGI.
+A `list` or `tuple` body, or any iterable whose Content-Length the application
+declared up to 1 MiB (every ordinary Flask or Django response), is sent as before:
+in memory, with whole-body compression, through `request.respond()`. Any other
+iterable (a generator: Flask's `stream_with_context`, an SSE endpoint, a large file)
+is streamed through `request.respond_stream()`: each chunk is written as it is
+produced, pulled on workers only while the client keeps up.
 
 `forwarded_allow_ips` names the proxies whose `Forwarded` / `X-Forwarded-For` /
 `X-Forwarded-Proto` headers are believed (comma-separated IPs or networks, or "*");
@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from urllib.parse import unquote_to_bytes, urlsplit
 from wsgiref.types import WSGIApplication, WSGIEnvironment
@@ -40,6 +40,8 @@ type OptExcInfo = ExcInfo | tuple[None, None, None]
 errors_log = logging.getLogger("mummy.wsgi")
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+# An iterable body with a Content-Length up to this is collected, not streamed.
+COLLECT_UP_TO = 1 << 20
 _SCHEMES = frozenset(("http", "https"))
 
 type IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -372,6 +374,9 @@ class _Exchange:
         if status in NO_BODY_STATUSES:
             body = b""  # RFC 9110 §6.4.1: never any content
         keep_length = status == 304 or (self.request.method == "HEAD" and not body)
+        return status, self._fields(keep_length), body
+
+    def _fields(self, keep_length: bool) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         length_kept = False
         for name, value in self.headers:
@@ -387,7 +392,77 @@ class _Exchange:
                     out.append(("Connection", "close"))
             else:
                 out.append((name, value))
-        return status, out, body
+        return out
+
+    def short_and_known(self) -> bool:
+        """The application declared a Content-Length of at most COLLECT_UP_TO: a body
+        that is finite and small (Werkzeug wraps every response, streamed or not, in
+        an iterator, and sets Content-Length on those it has whole). Such a body is
+        collected, to be sent with compression like a list."""
+        for name, value in self.headers:
+            if name.lower() == "content-length":
+                value = value.strip()
+                return value.isdigit() and value.isascii() and int(value) <= COLLECT_UP_TO
+        return False
+
+    def stream(self, result: Iterable[bytes]) -> None:
+        """Stream `result` through respond_stream(), after what write() was given. The
+        application's Content-Length is kept: it delimits the body (a mismatch closes
+        the connection)."""
+        iterator = iter(result)
+        # PEP 3333: start_response may be called as late as the first iteration.
+        while self.status is None:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                break
+            self.collect(chunk)
+        status = self.status
+        if status is None:
+            raise MummyError("the WSGI application returned without calling start_response()")
+        first, self.chunks = self.chunks, []
+        body = _StreamedBody(first, iterator, result, self)
+        self.request.respond_stream(status, self._fields(True), body)
+
+
+class _StreamedBody:
+    """A streamed WSGI body: the chunks already produced, then the application's
+    iterable, checked chunk by chunk; `close()` closes the application's iterable
+    (PEP 3333), which respond_stream calls however the stream ends."""
+
+    __slots__ = ("_exchange", "_first", "_iterator", "_result")
+
+    def __init__(
+        self,
+        first: list[bytes],
+        iterator: Iterator[bytes],
+        result: Iterable[bytes],
+        exchange: _Exchange,
+    ) -> None:
+        self._first = first
+        self._iterator = iterator
+        self._result = result
+        self._exchange = exchange
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._first
+        for chunk in self._iterator:
+            if not isinstance(chunk, bytes):
+                raise MummyError(
+                    f"a WSGI application must produce bytes, not {type(chunk).__name__}"
+                )
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
+
+
+def _close(result: Iterable[bytes]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
 
 
 class WSGIAdapter:
@@ -454,13 +529,21 @@ class WSGIAdapter:
         errors: ErrorStream = environ["wsgi.errors"]
         try:
             result = self.app(environ, exchange.start_response)
+            if not isinstance(result, (list, tuple)) and not exchange.short_and_known():
+                if request.responded:
+                    _close(result)  # answered through environ["mummy.request"]
+                    return
+                try:
+                    exchange.stream(result)
+                except BaseException:
+                    _close(result)
+                    raise
+                return
             try:
                 for chunk in result:
                     exchange.collect(chunk)
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                _close(result)
         finally:
             errors.flush()
         if request.responded:

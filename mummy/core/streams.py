@@ -217,6 +217,7 @@ class ResponseStream:
             try:
                 item = self._context.run(next, self._iterator)
             except StopIteration:
+                self.close_iterator()  # PEP 3333: a WSGI result is closed however it ends
                 return self._end()
             if isinstance(item, str):
                 data = item.encode("utf-8")
