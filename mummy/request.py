@@ -280,6 +280,8 @@ class Request:
             # The head goes into the session first, so events sent from now on follow it.
             conn.post(H2StreamData(conn, self._stream_id, engine, status=200, fields=head.fields))
         conn.post(StreamStart(conn, engine, head.wire))
+        if self._ctx.closing():
+            engine.close()  # close() ended the others already: this one ends at once too
         return events
 
     def _stream_head(self, status: int, pairs: list[tuple[str, str]], compress: bool) -> StreamHead:
