@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DRIVERS = ("http1", "plumbing", "h2", "websocket", "compression", "scaling", "slowloris")
-DRIVERS += ("soak", "micro")
+DRIVERS = ("http1", "plumbing", "h2", "websocket", "streams", "compression", "scaling")
+DRIVERS += ("slowloris", "soak", "micro")
 README_BEGIN = "<!-- bench/report.py: performance table begin -->"
 README_END = "<!-- bench/report.py: performance table end -->"
 PATH_TITLES = {
@@ -343,6 +343,29 @@ def websocket(data: Data, notes: Notes) -> list[str]:
     return out
 
 
+def streams(data: Data, notes: Notes) -> list[str]:
+    s, out = data["settings"], []
+    sse = [c for c in data["cells"] if "streams" in c["params"]]
+    bodies = [c for c in data["cells"] if c not in sse]
+    if sse:
+        columns = [SERVER, INTERP, SETTINGS, metric("streams", "streams")]
+        columns += [metric("failed", "failed"), metric("s to open all", "open_s", 1)]
+        columns += [metric("KiB per stream", "kib_per_stream", 1)]
+        columns += [metric("server threads", "server_threads")]
+        columns += [metric("broadcast: queued", "broadcast_queued_ms")]
+        columns += [metric("broadcast: all received", "broadcast_received_ms")]
+        n = s["broadcasts"]
+        out += [f"### Open Server-Sent Events streams, then {n} broadcast{'s' * (n != 1)} to all"]
+        out += ["", *notes.table(sse, columns, 3)]
+    if bodies:
+        columns = [SERVER, INTERP, SETTINGS, ("protocol", lambda c: c["params"]["protocol"])]
+        columns += [metric("MB/s", "mb_per_s"), metric("bytes read", "bytes"), CPU, THREAD]
+        size, chunk = bodies[0]["workload"].split(",")[0], s["chunk_bytes"] // 1024
+        out += [f"### A streamed {size}, {chunk} KiB chunks, uncompressed, read by curl", ""]
+        out += notes.table(bodies, columns, 4)
+    return out
+
+
 def scaling_table(cells: list[Cell], notes: Notes) -> list[str]:
     """Per interpreter and workload: req/s ÷ req/s at workers=1, paired per round."""
     others = list(dict.fromkeys(c["settings"] for c in cells if c["settings"] != "workers=1"))
@@ -425,6 +448,7 @@ SECTIONS: dict[str, Callable[[Data, Notes], list[str]]] = {
     "plumbing": plumbing,
     "h2": h2,
     "websocket": websocket,
+    "streams": streams,
     "compression": compression,
     "scaling": scaling,
     "slowloris": slowloris,
@@ -517,6 +541,26 @@ def headline_websocket(cells: list[Cell]) -> str:
     return "WebSockets: " + "; ".join(parts)
 
 
+def headline_streams(cells: list[Cell]) -> str:
+    """Per build: KiB per open SSE stream and a broadcast's time, then MB/s per protocol."""
+    parts = []
+    for label in dict.fromkeys(c["interpreter"] for c in cells):
+        texts, bodies = [], []
+        for c in pick(cells, interpreter=label):
+            if "streams" in c["params"]:
+                texts.append(
+                    f"{c['workload']} {num(med(c, 'kib_per_stream'), 1)} KiB each, a broadcast"
+                    f" received by all in {ms(med(c, 'broadcast_received_ms'))}"
+                )
+            else:
+                bodies.append(c)
+        if bodies:
+            speeds = [f"{num(med(c, 'mb_per_s'))} MB/s ({c['params']['protocol']})" for c in bodies]
+            texts.append(f"a {bodies[0]['workload'].split(',')[0]} at {', '.join(speeds)}")
+        parts.append(f"{cells[0]['server']} {label} {cells[0]['settings']}: {', '.join(texts)}")
+    return "Streamed responses: " + "; ".join(parts)
+
+
 def headline_ratios(title: str, cells: list[Cell]) -> str:
     """workers=2 ÷ workers=1, per interpreter and workload."""
     parts = []
@@ -555,6 +599,7 @@ HEADLINES: dict[str, Callable[[list[Cell]], str]] = {
     "plumbing": headline_plumbing,
     "h2": lambda cells: headline_h2(pick(cells, workload="/")),
     "websocket": headline_websocket,
+    "streams": headline_streams,
     "compression": lambda cells: headline_ratios("Compression (~100 KB JSON)", cells),
     "scaling": lambda cells: headline_ratios("GIL vs no GIL", cells),
     "slowloris": headline_slowloris,

@@ -7,6 +7,7 @@ NAMES = (
     "plumbing",
     "h2",
     "websocket",
+    "streams",
     "compression",
     "scaling",
     "slowloris",

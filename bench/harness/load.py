@@ -1,5 +1,6 @@
 """The load generators, each as a Workload: wrk (HTTP/1.1), h2load (h2c, prior knowledge)
-and the Node.js `ws` client in bench/ws-client, with the parsers of their output."""
+and the Node.js `ws` client in bench/ws-client, with the parsers of their output (the
+streams driver's clients, bench/sse-client.py and curl, are in bench/drivers/streams.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def versions() -> dict[str, str]:
         "wrk": first_line(["wrk", "-v"]),
         "h2load": first_line(["h2load", "--version"]),
         "node": first_line(["node", "--version"]),
+        "curl": first_line(["curl", "--version"]),
     }
     ws = WS_CLIENT / "node_modules/ws/package.json"
     if ws.exists():
@@ -226,10 +228,12 @@ def ws_echo(
 
 
 def read_event(stdout: IO[str], phase: str) -> dict[str, Any]:
+    """The next JSON line of a client that reports by phases (bench/ws-client/client.js,
+    bench/sse-client.py); raises RuntimeError if it is not `phase`."""
     line = stdout.readline()
     event: dict[str, Any] = json.loads(line) if line else {"phase": "error", "message": "exit"}
     if event.get("phase") != phase:
-        raise RuntimeError(f"expected {phase!r} from the ws client, got {event}")
+        raise RuntimeError(f"expected {phase!r} from the client, got {event}")
     return event
 
 
