@@ -17,6 +17,7 @@ from mummy.request import Request
 from mummy.router import Router
 from mummy.server import Server
 from mummy.sse import EventStream
+from mummy.static import StaticFiles
 from mummy.websocket import Event, Message, MessageKind, WebSocket
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __all__ = [
     "Request",
     "Router",
     "Server",
+    "StaticFiles",
     "WebSocket",
     "__version__",
     "multipart",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -12,7 +13,17 @@ from typing import TYPE_CHECKING
 
 from mummy.core.compression import NotAcceptable
 from mummy.core.config import ServerConfig
-from mummy.core.messages import H2Response, H2StreamData, Http1Response, StreamStart, Upgrade
+from mummy.core.files import FileChunks, FileSegment, content_type, strong_etag
+from mummy.core.files import choose as choose_file
+from mummy.core.files import plan as plan_file
+from mummy.core.messages import (
+    FileStart,
+    H2Response,
+    H2StreamData,
+    Http1Response,
+    StreamStart,
+    Upgrade,
+)
 from mummy.core.response import CHUNKED, StreamHead, encode_response, stream_head
 from mummy.core.sse import SseEngine
 from mummy.core.streams import ResponseStream
@@ -29,6 +40,9 @@ if TYPE_CHECKING:
 Body = bytes | bytearray | memoryview | str
 
 access_log = logging.getLogger("mummy.access")
+log = logging.getLogger("mummy")
+_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+_FILE_FIELDS = frozenset(("content-type", "content-encoding"))  # they describe the file
 
 _SSE_FIELDS = (
     ("Content-Type", "text/event-stream"),
@@ -283,6 +297,82 @@ class Request:
         if self._ctx.closing():
             engine.close()  # close() ended the others already: this one ends at once too
         return events
+
+    def respond_file(self, path: str | os.PathLike[str], headers: HeadersInput = None) -> None:
+        """Send the file at `path`: 404 when it is missing or not a regular file;
+        `Content-Type` from its name, `ETag`, `Last-Modified`, `Accept-Ranges`; a
+        304 for a matching `If-None-Match`/`If-Modified-Since`; one `Range` (with
+        `If-Range`) as a 206, an unsatisfiable one as a 416. A precompressed sibling
+        (`path.zst`, `path.gz`) is sent instead to a client that accepts it.
+
+        >>> request.respond_file("public/report.pdf", {"Cache-Control": "max-age=60"})
+
+        The bytes are sent from the open file (`os.sendfile` on plaintext HTTP/1.1),
+        never held in memory whole; `headers` add to or replace the fields above."""
+        self._send_file(os.fspath(path), headers)
+
+    def _send_file(
+        self,
+        path: str,
+        headers: HeadersInput = None,
+        allowed: Callable[[str], bool] | None = None,
+    ) -> None:
+        """`respond_file`, with `allowed` vetting the real path of each precompressed
+        sibling (for mummy.StaticFiles, which keeps them inside its root)."""
+        chosen = choose_file(path, self.headers.get("accept-encoding"), allowed)
+        if chosen is None:
+            log.debug("%s %s: no regular file at %r, 404", self.method, self.uri, path)
+            self.respond(404, _TEXT, "Not Found\n")
+            return
+        fd = chosen.fd
+        try:
+            given = _header_pairs(headers)
+            names = {name.lower() for name, _ in given}
+            pairs = [("Content-Type", content_type(path))]
+            if chosen.coding is not None:
+                pairs.append(("Content-Encoding", chosen.coding))
+            if chosen.vary:
+                pairs.append(("Vary", "Accept-Encoding"))
+            etag = strong_etag(chosen.st, f"-{chosen.coding}" if chosen.coding else "")
+            decided = plan_file(self.headers, self.method, chosen.st, etag)
+            pairs = [p for p in pairs + decided.fields if p[0].lower() not in names] + given
+            if decided.status == 416:
+                os.close(fd)
+                # The body is ours, not the file's: its own type, no content coding.
+                kept = [p for p in pairs if p[0].lower() not in _FILE_FIELDS]
+                self.respond(416, kept + list(_TEXT.items()), "416 Range Not Satisfiable\n")
+                return
+            pairs.append(("Content-Length", str(decided.length)))
+            if decided.status == 304 or self.method == "HEAD" or not decided.length:
+                os.close(fd)
+                self.respond(decided.status, pairs, b"", compress=False)
+                return
+        except BaseException:
+            os.close(fd)
+            raise
+        self._send_fd(decided.status, pairs, FileSegment(fd, decided.offset, decided.length))
+
+    def _send_fd(self, status: int, pairs: list[tuple[str, str]], segment: FileSegment) -> None:
+        """Answer with `segment` of an open file, its Content-Length in `pairs` (for
+        respond_file and the WSGI adapter's file_wrapper). The segment's fd is ours
+        from here: closed once sent, or when the client leaves. Plaintext HTTP/1.1
+        sends it with os.sendfile from the IO thread; TLS and HTTP/2 read it in
+        chunks on workers (a streamed response)."""
+        conn = self._conn
+        try:
+            if self._stream_id or conn.tls is not None:
+                # conn.tls is set before any request of the connection exists.
+                self.respond_stream(status, pairs, FileChunks(segment), compress=False)
+                return
+            head = self._stream_head(status, pairs, False)
+            self._claim()
+        except BaseException:
+            segment.close()
+            raise
+        segment.keep_alive = head.keep_alive
+        if self._ctx.config.access_log:
+            self._log_access(status, segment.left)
+        conn.post(FileStart(conn, head.wire, segment))
 
     def _stream_head(self, status: int, pairs: list[tuple[str, str]], compress: bool) -> StreamHead:
         ctx = self._ctx

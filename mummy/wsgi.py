@@ -23,16 +23,20 @@ from __future__ import annotations
 import io
 import ipaddress
 import logging
+import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
+from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 from wsgiref.types import WSGIApplication, WSGIEnvironment
 
 from mummy.core.fields import CONNECTION_FIELDS, NO_BODY_STATUSES, comma_tokens
+from mummy.core.files import FileSegment
 from mummy.errors import MummyError
 from mummy.request import Request
 
-__all__ = ["ErrorStream", "TrustedProxies", "WSGIAdapter"]
+__all__ = ["ErrorStream", "FileWrapper", "TrustedProxies", "WSGIAdapter"]
 
 type ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 type OptExcInfo = ExcInfo | tuple[None, None, None]
@@ -405,6 +409,27 @@ class _Exchange:
                 return value.isdigit() and value.isascii() and int(value) <= COLLECT_UP_TO
         return False
 
+    def send_file(self, wrapper: FileWrapper) -> bool:
+        """Send a file_wrapper's file from its descriptor; False (nothing sent) when
+        it cannot be: not a regular file, no start_response yet, output already
+        written, or a response without a body."""
+        request, status = self.request, self.status
+        if status is None or self.chunks or request.responded or request.method != "GET":
+            return False
+        if status in NO_BODY_STATUSES:
+            return False
+        declared = None
+        for name, value in self.headers:
+            if name.lower() == "content-length" and value.strip().isdigit():
+                declared = int(value.strip())
+        segment = wrapper.segment(declared)
+        if segment is None:
+            return False
+        wrapper.close()  # the segment has a descriptor of its own
+        fields = [(n, v) for n, v in self._fields(True) if n.lower() != "content-length"]
+        request._send_fd(status, [*fields, ("Content-Length", str(segment.left))], segment)
+        return True
+
     def stream(self, result: Iterable[bytes]) -> None:
         """Stream `result` through respond_stream(), after what write() was given. The
         application's Content-Length is kept: it delimits the body (a mismatch closes
@@ -457,6 +482,47 @@ class _StreamedBody:
         close = getattr(self._result, "close", None)
         if close is not None:
             close()
+
+
+class FileWrapper:
+    """`environ["wsgi.file_wrapper"]` (PEP 3333's optional platform file handling):
+    returned by an application for a file object; the adapter sends a regular
+    file from its descriptor (os.sendfile on plaintext HTTP/1.1), from its current
+    position, for the application's Content-Length or to its end. Otherwise it is
+    an ordinary iterable of `block_size` reads. Range and validators are the
+    application's job here (mummy.Request.respond_file does them)."""
+
+    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while True:
+            data = read(self.block_size)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def segment(self, declared: int | None) -> FileSegment | None:
+        """The file's bytes to send (a descriptor of our own), or None when it is not a
+        regular file with a descriptor and a position."""
+        try:
+            fd = self.filelike.fileno()
+            st = os.fstat(fd)
+            offset = self.filelike.tell()
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not stat.S_ISREG(st.st_mode) or not isinstance(offset, int):
+            return None
+        left = max(0, st.st_size - offset)
+        length = left if declared is None else min(declared, left)
+        return FileSegment(os.dup(fd), offset, length)
 
 
 def _close(result: Iterable[bytes]) -> None:
@@ -518,6 +584,7 @@ class WSGIAdapter:
             "wsgi.run_once": False,
             # The body is complete: reading to EOF is safe (a Werkzeug/PEP 3333 extension).
             "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
         }
 
     def __call__(self, request: Request) -> None:
@@ -529,6 +596,8 @@ class WSGIAdapter:
         errors: ErrorStream = environ["wsgi.errors"]
         try:
             result = self.app(environ, exchange.start_response)
+            if isinstance(result, FileWrapper) and exchange.send_file(result):
+                return
             if not isinstance(result, (list, tuple)) and not exchange.short_and_known():
                 if request.responded:
                     _close(result)  # answered through environ["mummy.request"]

@@ -81,6 +81,21 @@ def _qvalue(params: list[str]) -> float:
     return 1.0
 
 
+def coding_q(accept_encoding: str | None, coding: str) -> float:
+    """The client's q-value for `coding` (RFC 9110 §12.5.3): its own entry, else '*'."""
+    if accept_encoding is None:
+        return 0.0
+    star = None
+    for element in accept_encoding.split(","):
+        name, *params = element.split(";")
+        name = _ALIASES.get(name.strip().lower(), name.strip().lower())
+        if name == coding:
+            return _qvalue(params)
+        if name == "*":
+            star = _qvalue(params)
+    return star or 0.0
+
+
 def negotiate(accept_encoding: str | None) -> str:
     """The coding to use: 'zstd', 'gzip', 'deflate' or 'identity' (RFC 9110 §12.5.3).
 

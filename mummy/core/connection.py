@@ -18,6 +18,7 @@ from mummy.core.tls import TLSState
 
 if TYPE_CHECKING:
     from mummy.core.driver import Driver
+    from mummy.core.files import FileSegment
     from mummy.core.messages import Message
     from mummy.core.streams import StreamRegistry
     from mummy.core.wsregistry import WebSocketRegistry
@@ -57,6 +58,7 @@ class Connection:
         "eof",
         "events",
         "fd",
+        "file",
         "lingering",
         "out",
         "out_len",
@@ -94,6 +96,8 @@ class Connection:
         self.lingering = False  # write side shut, discarding input until the timer fires
         self.closed = False
         self.timer = Timer(self)  # the deadline of whatever the driver waits for
+        # A file being sent with os.sendfile after `out` (mummy.core.files).
+        self.file: FileSegment | None = None
         # TLS records, once the handshake is done (mummy.core.tls.TLSState).
         self.tls: TLSState | None = None
         self.driver: Driver  # set by the loop right after construction

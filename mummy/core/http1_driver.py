@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 from mummy.core.connection import BODY, HEAD, IDLE, SSE_KEEPALIVE, Timer
 from mummy.core.driver import MAX_PENDING_OUTPUT, Driver
 from mummy.core.fields import H2_PREFACE, comma_tokens
+from mummy.core.files import FileSegment
 from mummy.core.h2_driver import H2Driver
 from mummy.core.http1 import ParsedRequest, ProtocolError, RequestParser
 from mummy.core.messages import (
+    FileStart,
     Http1Response,
     HttpTask,
     Message,
@@ -56,7 +58,8 @@ class Http1Driver(Driver):
         self.inbuf = inbuf if inbuf is not None else bytearray()
         self.busy = False  # a request of this connection is with a worker, or streaming
         self.waiting = False  # a complete request waits for room in the ring
-        self.stream: ResponseStream | SseEngine | None = None  # the response streaming now
+        # The response streaming now (a file: sent by the transport with os.sendfile).
+        self.stream: ResponseStream | SseEngine | FileSegment | None = None
         self.stream_timer: Timer | None = None  # an EventStream's keepalive comments
 
     def start(self) -> None:
@@ -103,6 +106,9 @@ class Http1Driver(Driver):
                 self._advance()
         elif isinstance(stream, SseEngine):
             stream.socket_backlog = self.conn.out_len
+        elif isinstance(stream, FileSegment):
+            if self.conn.file is None:  # sent (a failed send closed the connection)
+                self._stream_over(close=not stream.keep_alive)
         else:
             self._resume(stream)
 
@@ -112,7 +118,7 @@ class Http1Driver(Driver):
             self.loop.wheel.remove(self.stream_timer)
         if isinstance(stream, SseEngine):
             stream.stream_gone()
-        elif stream is not None:
+        elif isinstance(stream, ResponseStream):
             stream.cancel()
             self._resume(stream)  # a task that closes the iterator, unless one runs
 
@@ -141,6 +147,8 @@ class Http1Driver(Driver):
                 self._advance()
         elif isinstance(msg, (StreamStart, StreamData, StreamYield, StreamCancel)):
             self._stream_message(msg)
+        elif isinstance(msg, FileStart):
+            self._file(msg)
         elif isinstance(msg, Upgrade):
             self._upgraded(msg)
         elif isinstance(msg, WebSocketFrame):
@@ -220,6 +228,20 @@ class Http1Driver(Driver):
                     loop.arm(self.stream_timer, interval, SSE_KEEPALIVE)
             else:
                 self._resume(stream)
+
+    def _file(self, msg: FileStart) -> None:
+        conn, loop = self.conn, self.loop
+        if conn.closed:
+            self.busy = False
+            msg.segment.close()
+            return
+        self.stream = msg.segment  # busy until it is sent
+        loop.send(conn, msg.wire)
+        if conn.closed:
+            msg.segment.close()
+            return
+        conn.file = msg.segment
+        loop.flush(conn)  # the first part now, the rest as the socket takes it
 
     def _resume(self, stream: ResponseStream | SseEngine) -> None:
         """Put the stream's next task, if it is idle and the output has room."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
 if TYPE_CHECKING:
     from mummy.core.connection import Connection
+    from mummy.core.files import FileSegment
     from mummy.core.h2_driver import SharedSession
     from mummy.core.http1 import ParsedRequest
     from mummy.core.sse import SseEngine
@@ -281,6 +282,19 @@ class StreamStart:
         self.wire = wire
 
 
+class FileStart:
+    """A file response over plaintext HTTP/1.1: write the head, then the segment
+    with os.sendfile from the IO thread. Ends a task."""
+
+    __slots__ = ("conn", "segment", "wire")
+    ends_task: ClassVar[bool] = True
+
+    def __init__(self, conn: Connection, wire: bytes, segment: FileSegment) -> None:
+        self.conn = conn
+        self.wire = wire
+        self.segment = segment
+
+
 class StreamData:
     """HTTP/1.x bytes of a stream, framed; `last`: the stream is over (an
     EventStream's end: `abort` closes the connection instead of keeping it)."""
@@ -388,6 +402,7 @@ Message = (
     | WebSocketDrop
     | WebSocketAbort
     | StreamStart
+    | FileStart
     | StreamData
     | H2StreamData
     | StreamYield

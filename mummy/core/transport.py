@@ -6,14 +6,19 @@ Concurrency contract: IO thread only. `EventLoop` is a `Transport`; drivers call
 these methods on their loop, never from a worker (workers post messages).
 """
 
+import logging
+import os
 import socket
 import ssl
 import time
 
 from mummy.core.connection import CLOSE_GRACEFUL, CLOSE_HARD, LINGER, Connection, Timer
 from mummy.core.faults import FaultLog
+from mummy.core.files import SENDFILE_CAP
 from mummy.core.poller import READ, WRITE, Poller
 from mummy.core.timers import TimerWheel
+
+log = logging.getLogger("mummy")
 
 RECV_SIZE = 65536
 # RFC 9112 §9.6: after an error or a closing response, shut the write side and
@@ -107,11 +112,39 @@ class Transport:
                 out[0] = view[sent:]
                 break
             out.popleft()
+        if not out and conn.file is not None and not self._send_file(conn):
+            return
         if not out and conn.close_when_flushed:
             self.close_now(conn)
             return
         conn.driver.flushed()
         self.update_events(conn)
+
+    def _send_file(self, conn: Connection) -> bool:
+        """One os.sendfile call of at most SENDFILE_CAP bytes of `conn.file` (the
+        loop comes back while the socket is writable: connections take turns, and a
+        page-cache miss stalls the loop for one call's read, not a whole file's).
+        False when the connection was closed."""
+        segment = conn.file
+        assert segment is not None
+        try:
+            sent = os.sendfile(conn.fd, segment.fd, segment.offset, min(SENDFILE_CAP, segment.left))
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            self.close(conn)
+            return False
+        if sent == 0:
+            # The file is shorter than when it was opened: the response cannot be completed.
+            log.warning("a file sent to %s was truncated meanwhile; closing", conn.remote_address)
+            self.close(conn)
+            return False
+        segment.offset += sent
+        segment.left -= sent
+        if not segment.left:
+            conn.file = None
+            segment.close()
+        return True
 
     def update_events(self, conn: Connection) -> None:
         """Register the events `conn` waits for; its driver says whether to read."""
@@ -121,7 +154,7 @@ class Transport:
         """`update_events` for a driver that knows its `wants_input()` already."""
         if conn.closed:
             return
-        mask = WRITE if conn.out else 0
+        mask = WRITE if conn.out or conn.file is not None else 0
         if conn.lingering or (wants_input and not conn.eof and not conn.close_when_flushed):
             mask |= READ
         if mask != conn.events:
@@ -158,6 +191,9 @@ class Transport:
             return
         conn.closed = True
         self.wheel.remove(conn.timer)
+        if conn.file is not None:
+            conn.file.close()
+            conn.file = None
         try:
             self._ep.unregister(conn.fd)
         except (OSError, ValueError):
