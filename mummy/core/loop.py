@@ -207,7 +207,8 @@ class EventLoop(Transport):
         self._acceptor.resume(len(self._conns), now)
         self._faults.flush(now)
         if self._finish_deadline:
-            flushed = not any(c.out for c in self._conns.values())
+            # A file still being sent (os.sendfile) counts as output not yet flushed.
+            flushed = not any(c.out or c.file is not None for c in self._conns.values())
             return flushed or now >= self._finish_deadline
         return False
 
