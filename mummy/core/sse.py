@@ -5,8 +5,8 @@ No worker is held while a stream is open: any thread calls `write`, which frames
 the bytes (HTTP/1.1 chunked, HTTP/1.0 raw, HTTP/2 DATA through the session) and
 posts them to the IO thread.
 
-Concurrency contract: `_lock` guards `closed` and `_unsent` (bytes posted and not
-yet taken by the IO thread or the HTTP/2 session). `socket_backlog` (the
+Concurrency contract: `_lock` (re-entrant) guards `closed` and `_unsent` (bytes
+posted and not yet taken by the IO thread or the HTTP/2 session). `socket_backlog` (the
 connection's unsent output) is written by the IO thread and `h2_pending` (data
 waiting for this stream's flow-control window) under the HTTP/2 session's lock;
 writers read both without the lock: a stale value only moves the moment a slow
@@ -70,7 +70,10 @@ class SseEngine:
         self._post: Callable[[Message], None] = conn.post
         self._send_buffer_len = send_buffer_len
         self._registry = registry
-        self._lock = threading.Lock()
+        # Re-entrant: over HTTP/2 a post under it may frame at once, and the session
+        # then calls `taken` (or `stream_gone`) on this thread. Another thread's session
+        # work never waits for it while holding it: `_submit` does not block.
+        self._lock = threading.RLock()
         self._unsent = 0
         self.closed = False
         self.socket_backlog = 0
