@@ -1,5 +1,7 @@
 """A real browser on the chat example: headless Chromium types a message into the page and
 clicks Send; a `websockets` client sees it arrive, and the page shows the client's reply.
+The same on the Server-Sent Events example: the page's EventSource shows the clock's ticks
+and a message posted from here, and what is typed in the page reaches a raw SSE client.
 
 Chromium is driven over the Chrome DevTools Protocol (CDP) on its own WebSocket, with the
 same `websockets` client, so no browser-automation package is needed. Needs Debian's
@@ -20,6 +22,7 @@ import pytest
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
+from tests.client import SseClient
 from tests.servers import wait_for
 from tests.system.test_websocket_examples import Example, recv_until
 
@@ -89,14 +92,15 @@ class DevTools:
             raise AssertionError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for_text(self, wanted: str) -> str:
-        """Wait (in the page) until #messages shows `wanted`; returns all it shows."""
+    def wait_for_text(self, wanted: str, element: str = "messages") -> str:
+        """Wait (in the page) until the element with id `element` shows `wanted`;
+        returns all it shows."""
         return str(
             self.evaluate(
                 f"""new Promise((resolve, reject) => {{
                     const deadline = Date.now() + {TIMEOUT_S * 1000};
                     (function check() {{
-                        const box = document.getElementById("messages");
+                        const box = document.getElementById({json.dumps(element)});
                         const text = box ? box.innerText : "";
                         if (text.includes({json.dumps(wanted)})) resolve(text);
                         else if (Date.now() > deadline) reject(new Error("not seen: " + text));
@@ -197,3 +201,25 @@ def talk(chat: Example, chromium: DevTools) -> None:
         observer.send("seen it, thanks")
         shown = chromium.wait_for_text("seen it, thanks")
         assert shown.index("typed in Chromium ✓") < shown.index("seen it, thanks")
+
+
+def test_sse_page_in_chromium(chromium: DevTools) -> None:
+    with Example("sse") as sse, SseClient(sse.port) as observer:
+        observer.read_until(lambda: any(block.event == "tick" for block in observer.blocks()))
+        chromium.open(f"http://127.0.0.1:{sse.port}/")
+        # A tick shown means the page's stream is registered: messages reach it too.
+        assert "(tick " in chromium.wait_for_text("(tick ", element="clock")
+        status, body = sse.get("/say", "POST", "posted from Python ✓".encode())
+        assert status == 200 and int(body) == 2, body  # the page and the observer
+        chromium.wait_for_text("posted from Python ✓")
+
+        chromium.evaluate('document.getElementById("message").focus()')
+        chromium.call("Input.insertText", {"text": "typed in Chromium"})
+        chromium.click("#send")
+        observer.read_until(
+            lambda: any(block.data == "typed in Chromium" for block in observer.blocks())
+        )
+        shown = chromium.wait_for_text("typed in Chromium")
+        assert shown.index("posted from Python ✓") < shown.index("typed in Chromium")
+        assert "! connection lost" not in shown
+        sse.stop_cleanly()

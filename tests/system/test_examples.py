@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.client import exchange
-from tests.servers import ROOT, ServerProcess
+from tests.client import SseBlock, SseClient, exchange
+from tests.servers import ROOT, ServerProcess, wait_for
 
 EXAMPLES = ROOT / "examples"
 
@@ -206,3 +206,77 @@ def test_wsgi_flask() -> None:
             "greeting": "Hello, mummy!"
         }
         assert requests.get(base + "/thread", timeout=10).json()["worker"] != "MainThread"
+
+
+def test_sse() -> None:
+    with running("sse") as (url, proc):
+        page = requests.get(f"{url}/", timeout=10)
+        assert page.status_code == 200 and 'new EventSource("/events")' in page.text
+        assert requests.post(f"{url}/", timeout=10).status_code == 405
+        assert requests.get(f"{url}/say", timeout=10).status_code == 405
+        assert requests.get(f"{url}/nope", timeout=10).status_code == 404
+        port = port_of(url)
+        with SseClient(port) as alice, SseClient(port) as bob:
+            assert alice.head.startswith(b"HTTP/1.1 200 ")
+            assert b"\r\nContent-Type: text/event-stream\r\n" in alice.head
+            # A tick reaches only registered streams: after one, a message reaches it too.
+            for client in (alice, bob):
+                client.read_until(lambda c=client: len(ticks(c)) >= 2)
+                first, second = ticks(client)[:2]
+                assert int(second.id) == int(first.id) + 1
+            say = requests.post(f"{url}/say", data=b"hello\nworld", timeout=10)
+            assert (say.status_code, say.text) == (200, "2\n")
+            for client in (alice, bob):
+                client.read_until(lambda c=client: "hello\nworld" in messages(c))
+            alice.close()
+            # Once the server has seen alice leave, a message reaches bob alone.
+            assert wait_for(
+                lambda: requests.post(f"{url}/say", data=b"bye", timeout=10).text == "1\n"
+            ), "the closed stream was never dropped"
+            bob.read_until(lambda: "bye" in messages(bob))
+            with SseClient(port, headers="Last-Event-ID: 5\r\n") as back:
+                back.blocks_until(1)
+                assert back.blocks()[0].data == "welcome back; the last tick you saw was 5"
+            # Ctrl-C with bob's stream open: the process exits 0 and bob's stream ends.
+            assert proc.stop(signal.SIGINT) == 0, proc.output
+            bob.read_to_end()
+    assert "Traceback" not in proc.output, proc.output
+
+
+def ticks(client: SseClient) -> list[SseBlock]:
+    return [block for block in client.blocks() if block.event == "tick"]
+
+
+def messages(client: SseClient) -> list[str]:
+    return [block.data for block in client.blocks() if block.event in (None, "message")]
+
+
+def test_streaming() -> None:
+    with running("streaming") as (url, _):
+        curl = shutil.which("curl")
+        assert curl, "curl is needed by the tests (Debian package curl)"
+        out = subprocess.run(
+            [curl, "-N", "-sS", f"{url}/count?n=5"],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+        assert out.stdout == b"1\n2\n3\n4\n5\n"
+        # Each line is sent as it is made: the first comes while the rest are still to come.
+        with SseClient(port_of(url), "/count?n=30") as counting:
+            assert counting.chunked and b"\r\nContent-Type: text/plain\r\n" in counting.head
+            counting.read_until(lambda: counting.body.startswith(b"1\n"))
+            assert not counting.ended
+            counting.read_until(lambda: counting.ended)
+            assert counting.body == "".join(f"{i}\n" for i in range(1, 31)).encode()
+        with requests.get(f"{url}/big?mb=3", stream=True, timeout=30) as big:
+            assert big.status_code == 200 and "Content-Length" not in big.headers
+            body = b"".join(big.iter_content(1 << 16))
+        assert body == bytes(range(256)) * 256 * 16 * 3
+        assert exchange(port_of(url), b"GET /count?n=3 HTTP/1.0\r\n\r\n").endswith(
+            b"\r\n\r\n1\n2\n3\n"
+        )
+        assert requests.get(f"{url}/count?n=x", timeout=10).status_code == 400
+        assert requests.get(f"{url}/big", timeout=10).status_code == 400
+        assert requests.post(f"{url}/count?n=1", timeout=10).status_code == 405
+        assert requests.get(f"{url}/nope", timeout=10).status_code == 404
