@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DRIVERS = ("http1", "plumbing", "h2", "websocket", "streams", "compression", "scaling")
-DRIVERS += ("slowloris", "soak", "micro")
+DRIVERS = ("http1", "plumbing", "h2", "websocket", "streams", "static", "compression")
+DRIVERS += ("scaling", "slowloris", "soak", "micro")
 README_BEGIN = "<!-- bench/report.py: performance table begin -->"
 README_END = "<!-- bench/report.py: performance table end -->"
 PATH_TITLES = {
@@ -366,6 +366,49 @@ def streams(data: Data, notes: Notes) -> list[str]:
     return out
 
 
+def page_cache(cell: Cell) -> str:
+    """Cold: in how many rounds the file was out of the page cache; warm: how much of it
+    was in."""
+    rounds = [r["metrics"] for r in cell["rounds"] if "resident_before_mib" in r["metrics"]]
+    if cell["params"]["cache"] == "cold":
+        evicted = sum(bool(m.get("evicted")) for m in rounds)
+        text = f"evicted in {evicted}/{len(rounds)} rounds"
+        return text if evicted == len(rounds) else f"**{text}**"
+    return f"{num(med(cell, 'resident_before_mib'))} MiB resident"
+
+
+def http_version(cell: Cell) -> str:
+    """What the server answered with, from curl's %{http_version} ("1" is 1.0)."""
+    spoken = med(cell, "http_version")
+    return "—" if spoken is None else {"1": "1.0"}.get(spoken, spoken)
+
+
+def peak_rss(cell: Cell) -> str:
+    """VmHWM during the download, over the server's processes."""
+    kib = med(cell, "peak_rss_kib")
+    return "—" if kib is None else f"{kib / 1024:,.1f} MiB"
+
+
+def static(data: Data, notes: Notes) -> list[str]:
+    s, out = data["settings"], []
+    speed = "mb_per_s"
+    for cache, what in (("cold", s["cold"]), ("warm", s["warm"])):
+        cells = [c for c in data["cells"] if c["params"]["cache"] == cache]
+        cells.sort(key=lambda c: -(med(c, speed) or 0))
+        ref = next((c for c in cells if c["server"] == "mummy" and free(c)), None)
+        ratio: Column = ("mummy 3.13t ÷ row", lambda c, ref=ref: paired_ratio(ref, c, speed))
+        columns = [SERVER, INTERP, SETTINGS, ("page cache before", page_cache)]
+        columns += [metric("MB/s", speed), ("HTTP", http_version)]
+        columns += [("server peak RSS", peak_rss), CPU, THREAD, ratio]
+        if cells:
+            out += [f"### {cells[0]['workload']} ({what})", ""]
+            out += notes.table(cells, columns, 4)
+    if pick(data["cells"], server="http.server"):
+        out += ["http.server's busiest thread reads 0: its thread per connection is gone"]
+        out += ["before the CPU meter reads the threads (its server CPU is right).", ""]
+    return out
+
+
 def scaling_table(cells: list[Cell], notes: Notes) -> list[str]:
     """Per interpreter and workload: req/s ÷ req/s at workers=1, paired per round."""
     others = list(dict.fromkeys(c["settings"] for c in cells if c["settings"] != "workers=1"))
@@ -449,6 +492,7 @@ SECTIONS: dict[str, Callable[[Data, Notes], list[str]]] = {
     "h2": h2,
     "websocket": websocket,
     "streams": streams,
+    "static": static,
     "compression": compression,
     "scaling": scaling,
     "slowloris": slowloris,
@@ -561,6 +605,18 @@ def headline_streams(cells: list[Cell]) -> str:
     return "Streamed responses: " + "; ".join(parts)
 
 
+def headline_static(cells: list[Cell]) -> str:
+    """MB/s with a cold / a warm page cache, per server and build."""
+    parts = []
+    for cold in (c for c in cells if c["params"]["cache"] == "cold"):
+        same = pick(cells, server=cold["server"], interpreter=cold["interpreter"])
+        warm = next((c for c in same if c["params"]["cache"] == "warm"), None)
+        speeds = f"{num(med(cold, 'mb_per_s'))} / {num(med(warm, 'mb_per_s'))}"
+        parts.append(f"{cold['server']} {cold['interpreter']} {speeds}")
+    size = cells[0]["workload"].split(" file")[0]
+    return f"A {size} static file, one curl (HTTP/1.1), MB/s cold / warm: " + ", ".join(parts)
+
+
 def headline_ratios(title: str, cells: list[Cell]) -> str:
     """workers=2 ÷ workers=1, per interpreter and workload."""
     parts = []
@@ -600,6 +656,7 @@ HEADLINES: dict[str, Callable[[list[Cell]], str]] = {
     "h2": lambda cells: headline_h2(pick(cells, workload="/")),
     "websocket": headline_websocket,
     "streams": headline_streams,
+    "static": headline_static,
     "compression": lambda cells: headline_ratios("Compression (~100 KB JSON)", cells),
     "scaling": lambda cells: headline_ratios("GIL vs no GIL", cells),
     "slowloris": headline_slowloris,

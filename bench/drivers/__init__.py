@@ -8,6 +8,7 @@ NAMES = (
     "h2",
     "websocket",
     "streams",
+    "static",
     "compression",
     "scaling",
     "slowloris",

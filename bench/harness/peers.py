@@ -83,13 +83,22 @@ def ensure_venv(peer: str, interp: str, base_python: Path) -> tuple[Path, dict[s
 # Command lines. Every peer is one process (gunicorn x2: two) bound to 127.0.0.1.
 
 
-def granian(venv: Path, app: str, interface: str, threads: int | None, http: str) -> list[str]:
+def granian(
+    venv: Path,
+    app: str,
+    interface: str,
+    threads: int | None,
+    http: str,
+    static: Path | None = None,
+) -> list[str]:
+    """`static`: a directory that granian itself serves (not the app) under /static/."""
     # granian refuses --blocking-threads > 1 on ASGI: there the app awaits instead.
     pool = ["--blocking-threads", str(threads)] if threads and interface == "wsgi" else []
+    files = ["--static-path-mount", str(static), "--static-path-route", "/static"] * bool(static)
     return [
         str(venv / "bin/granian"),
         *("--interface", interface, "--http", http, "--host", HOST, "--port", "{port}"),
-        *("--workers", "1", *pool, "--no-access-log", "--log-level", "warning"),
+        *("--workers", "1", *pool, *files, "--no-access-log", "--log-level", "warning"),
         *("--working-dir", str(APPS), app),
     ]
 

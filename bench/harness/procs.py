@@ -22,6 +22,8 @@ STOP_TIMEOUT_S = 10.0
 BENIGN_OUTPUT = (
     re.compile(r"free-threaded Python support is experimental"),  # granian, at start
     re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ INFO mummy: "),  # mummy's INFO lines
+    # http.server's access log, a line per request that went well
+    re.compile(r'^127\.0\.0\.1 - - \[[^]]+\] "GET \S+ HTTP/1\.1" 200 -$'),
 )
 
 
