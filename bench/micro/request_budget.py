@@ -41,6 +41,7 @@ from mummy.core.http1 import RequestParser
 from mummy.core.messages import HttpTask
 from mummy.core.ring import Mailbox, TaskRing
 from mummy.core.runtime import WorkerRuntime
+from mummy.core.streams import StreamRegistry
 from mummy.core.wsregistry import WebSocketRegistry
 from mummy.request import Request, ResponseContext
 
@@ -89,7 +90,9 @@ def main() -> None:
     ring: TaskRing[HttpTask] = TaskRing(1 << 30)
     mailbox: Mailbox[object] = Mailbox()
     posted: list[object] = []
-    conn = Connection(server_sock, "127.0.0.1", posted.append, WebSocketRegistry())
+    conn = Connection(
+        server_sock, "127.0.0.1", posted.append, WebSocketRegistry(), StreamRegistry()
+    )
     parsed = parser_.next_request(bytearray(HEAD))
     assert parsed is not None
     task = HttpTask(conn, parsed)
