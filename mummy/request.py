@@ -324,7 +324,7 @@ class Request:
             log.debug("%s %s: no regular file at %r, 404", self.method, self.uri, path)
             self.respond(404, _TEXT, "Not Found\n")
             return
-        fd = chosen.fd
+        segment = FileSegment(chosen.fd, 0, 0)  # owns the fd: closed once, wherever
         try:
             given = _header_pairs(headers)
             names = {name.lower() for name, _ in given}
@@ -337,20 +337,27 @@ class Request:
             decided = plan_file(self.headers, self.method, chosen.st, etag)
             pairs = [p for p in pairs + decided.fields if p[0].lower() not in names] + given
             if decided.status == 416:
-                os.close(fd)
+                segment.close()
                 # The body is ours, not the file's: its own type, no content coding.
                 kept = [p for p in pairs if p[0].lower() not in _FILE_FIELDS]
                 self.respond(416, kept + list(_TEXT.items()), "416 Range Not Satisfiable\n")
                 return
+            if decided.status == 304:
+                # RFC 9110 §15.4.5: the validators, no Content-Length (it would have to
+                # be the 200's, which HEAD gives).
+                segment.close()
+                self.respond(304, pairs, b"", compress=False)
+                return
             pairs.append(("Content-Length", str(decided.length)))
-            if decided.status == 304 or self.method == "HEAD" or not decided.length:
-                os.close(fd)
+            if self.method == "HEAD" or not decided.length:
+                segment.close()
                 self.respond(decided.status, pairs, b"", compress=False)
                 return
         except BaseException:
-            os.close(fd)
+            segment.close()
             raise
-        self._send_fd(decided.status, pairs, FileSegment(fd, decided.offset, decided.length))
+        segment.offset, segment.left = decided.offset, decided.length
+        self._send_fd(decided.status, pairs, segment)
 
     def _send_fd(self, status: int, pairs: list[tuple[str, str]], segment: FileSegment) -> None:
         """Answer with `segment` of an open file, its Content-Length in `pairs` (for

@@ -58,12 +58,23 @@ class StaticFiles:
         if path is None:
             request.respond(404, _TEXT, "Not Found\n")
             return
-        request._send_file(path, None, self.inside)
+        request._send_file(path, None, self.servable)
 
     def inside(self, path: str) -> bool:
         """Whether the real path of `path` is the root or under it."""
         real = os.path.realpath(path)
         return real == self.directory or real.startswith(self.directory + os.sep)
+
+    def servable(self, path: str) -> bool:
+        """Inside the root, and (unless `dotfiles`) no dot segment in its real path,
+        the test for the path served and for each precompressed sibling (a symlink
+        inside the root may still name a dotfile: link -> .env)."""
+        if not self.inside(path):
+            return False
+        if self.dotfiles:
+            return True
+        relative = os.path.relpath(os.path.realpath(path), self.directory)
+        return relative == "." or not any(p.startswith(".") for p in relative.split(os.sep))
 
     def resolve(self, uri: str, path: str) -> str | None:
         """The real path to serve for a request (`uri` raw, `path` decoded), or None."""
@@ -73,25 +84,23 @@ class StaticFiles:
         if "\\" in path or "\0" in path or not path.startswith(self.prefix):
             return None
         segments = path[len(self.prefix) :].split("/")
-        if segments[-1] == "":
+        directory = segments[-1] == ""
+        if directory:
             segments.pop()  # "dir/": the directory itself
         for segment in segments:
             if segment in ("", ".", "..") or (segment.startswith(".") and not self.dotfiles):
                 return None
         real = os.path.realpath(os.path.join(self.directory, *segments))
-        if not self.inside(real):
-            return None  # a symlink out of the root
+        if not self.servable(real):
+            return None  # a symlink out of the root, or to a dotfile
         if os.path.isdir(real):
             if self.index is None:
                 return None
             real = os.path.realpath(os.path.join(real, self.index))
-            if not self.inside(real):
+            if not self.servable(real):
                 return None
-        if not self.dotfiles and real != self.directory:
-            # A symlink inside the root may still name a dotfile (link -> .env).
-            relative = os.path.relpath(real, self.directory)
-            if any(part.startswith(".") for part in relative.split(os.sep)):
-                return None
+        elif directory:
+            return None  # "file/" names no directory (open() would refuse it too)
         return real
 
     def __repr__(self) -> str:

@@ -176,31 +176,43 @@ def serialize(
     out += [line for _, _, line in fields]
     if content_length is not None:
         out.append(b"Content-Length: %s\r\n" % content_length.encode("ascii"))
-    if not has_date:
-        out.append(b"Date: " + http_date().encode("ascii") + b"\r\n")
     keep_alive = keep_alive and not wants_close
-    if not keep_alive:
-        out.append(b"Connection: close\r\n")
-    elif http10:
-        out.append(b"Connection: keep-alive\r\n")
-    out.append(b"\r\n")
+    _end_head(out, has_date=has_date, keep_alive=keep_alive, http10=http10)
     if body and not head_request:
         out.append(body)
     return b"".join(out), keep_alive
 
 
-def h2_fields(
-    status: int, headers: list[tuple[str, str]], body: bytes, *, head_request: bool
-) -> tuple[list[tuple[str, str]], bytes]:
-    """The same response for HTTP/2: lower-case names, no connection-specific
-    fields (RFC 9113 §8.2.2). Returns (fields, body to send)."""
-    kept, content_length, has_date, _ = _checked(status, headers, body, head_request)
+def _end_head(out: list[bytes], *, has_date: bool, keep_alive: bool, http10: bool) -> None:
+    """The end of an HTTP/1.1 head: Date, the connection's fate, the blank line."""
+    if not has_date:
+        out.append(b"Date: " + http_date().encode("ascii") + b"\r\n")
+    if not keep_alive:
+        out.append(b"Connection: close\r\n")
+    elif http10:
+        out.append(b"Connection: keep-alive\r\n")
+    out.append(b"\r\n")
+
+
+def _h2_list(
+    kept: list[tuple[str, str, bytes]], content_length: str | None, has_date: bool
+) -> list[tuple[str, str]]:
+    """Checked fields for HTTP/2: lower-case names, no connection-specific fields
+    (RFC 9113 §8.2.2), the length and the date."""
     fields = [(key, value) for key, value, _ in kept if key not in CONNECTION_FIELDS]
     if content_length is not None:
         fields.append(("content-length", content_length))
     if not has_date:
         fields.append(("date", http_date()))
-    return fields, b"" if head_request else body
+    return fields
+
+
+def h2_fields(
+    status: int, headers: list[tuple[str, str]], body: bytes, *, head_request: bool
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The same response for HTTP/2. Returns (fields, body to send)."""
+    kept, content_length, has_date, _ = _checked(status, headers, body, head_request)
+    return _h2_list(kept, content_length, has_date), b"" if head_request else body
 
 
 def _error_parts(
@@ -396,15 +408,10 @@ def stream_head(
     kept, content_length, has_date, wants_close = _checked(status, pairs, None, head_request)
     length = None if content_length is None else int(content_length)
     if stream_id:
-        fields = [(key, value) for key, value, _ in kept if key not in CONNECTION_FIELDS]
-        if content_length is not None:
-            fields.append(("content-length", content_length))
-        if not has_date:
-            fields.append(("date", http_date()))
         return StreamHead(
             status,
             wire=b"",
-            fields=fields,
+            fields=_h2_list(kept, content_length, has_date),
             framing=LENGTH if length is not None else CHUNKED,
             length=length,
             coding=coding,
@@ -424,13 +431,7 @@ def stream_head(
     else:
         framing = CHUNKED
         out.append(b"Transfer-Encoding: chunked\r\n")
-    if not has_date:
-        out.append(b"Date: " + http_date().encode("ascii") + b"\r\n")
-    if not keep_alive:
-        out.append(b"Connection: close\r\n")
-    elif http10:
-        out.append(b"Connection: keep-alive\r\n")
-    out.append(b"\r\n")
+    _end_head(out, has_date=has_date, keep_alive=keep_alive, http10=http10)
     return StreamHead(
         status,
         wire=b"".join(out),
