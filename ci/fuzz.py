@@ -1,9 +1,9 @@
 """Coverage-guided fuzzing of mummy's parsers with atheris, for a bounded time each.
 
-Runs fuzz/http_parser.py, fuzz/websocket_frames.py and fuzz/multipart.py for
---seconds each (default 30) on .venv-gil: atheris has no build for the
-free-threaded interpreter, and is pip-installed into .venv-gil (pinned) when
-missing there. Each target starts from its seeds in fuzz/corpus/<target>/; inputs
+Runs fuzz/http_parser.py, fuzz/websocket_frames.py, fuzz/multipart.py and
+fuzz/static_paths.py for --seconds each (default 30) on .venv-gil: atheris has no
+build for the free-threaded interpreter, and is pip-installed into .venv-gil
+(pinned) when missing there. Each target starts from its seeds in fuzz/corpus/<target>/; inputs
 it finds go to a scratch folder, never into the repository. Exits 1 if a target
 crashed (an exception), hung (one input over 10 s) or ran out of memory, printing
 the path of the input that did it; replay one with
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
-TARGETS = ("http_parser", "websocket_frames", "multipart")
+TARGETS = ("http_parser", "websocket_frames", "multipart", "static_paths")
 ATHERIS = "atheris==3.1.0"  # ships a cp313 manylinux wheel; none for cp313t
 ARTIFACT_PREFIXES = ("crash-", "timeout-", "oom-", "leak-", "slow-unit-")
 
