@@ -280,3 +280,32 @@ def test_streaming() -> None:
         assert requests.get(f"{url}/big", timeout=10).status_code == 400
         assert requests.post(f"{url}/count?n=1", timeout=10).status_code == 405
         assert requests.get(f"{url}/nope", timeout=10).status_code == 404
+
+
+def test_static_files() -> None:
+    public = EXAMPLES / "public"
+    with running("static_files") as (url, _):
+        home = requests.get(url + "/", allow_redirects=False, timeout=10)
+        assert home.headers["Location"] == "/static/"
+        page = requests.get(url + "/static/", timeout=10)
+        assert page.status_code == 200 and page.headers["Content-Type"] == "text/html"
+        assert page.content == (public / "index.html").read_bytes()
+        identity = {"Accept-Encoding": "identity"}
+        plain = requests.get(url + "/static/style.css", headers=identity, timeout=10)
+        assert plain.content == (public / "style.css").read_bytes()
+        assert "Content-Encoding" not in plain.headers
+        assert plain.headers["Vary"] == "Accept-Encoding"
+        packed = exchange(
+            port_of(url), b"GET /static/style.css HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n"
+        )
+        assert b"\r\nContent-Encoding: gzip\r\n" in packed
+        assert packed.endswith((public / "style.css.gz").read_bytes())
+        first = {"Range": "bytes=0-4"}
+        part = requests.get(url + "/static/hello.txt", headers=first, timeout=10)
+        assert (part.status_code, part.content) == (206, b"Hello")
+        unchanged = {"If-None-Match": part.headers["ETag"]}
+        again = requests.get(url + "/static/hello.txt", headers=unchanged, timeout=10)
+        assert again.status_code == 304
+        assert b" 404 " in raw(url, "GET", "/static/../static_files.py")
+        assert b" 404 " in raw(url, "GET", "/static/%2e%2e/static_files.py")
+        assert b" 404 " in raw(url, "GET", "/static/nope.txt")
