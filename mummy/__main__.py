@@ -98,7 +98,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--forwarded-allow-ips",
         default=None,
-        help="with --wsgi: proxies trusted for X-Forwarded-*/Forwarded ('*' for all)",
+        help="proxies trusted for X-Forwarded-*/Forwarded: they set request.remote_address "
+        "and request.scheme (with --wsgi: REMOTE_ADDR and wsgi.url_scheme); '*' for all",
     )
     p.add_argument(
         "--reload",
@@ -121,7 +122,6 @@ def build_server(args: argparse.Namespace) -> Server:
 
         target = WSGIAdapter(
             target,  # type: ignore[arg-type]
-            forwarded_allow_ips=args.forwarded_allow_ips,
             server_name=args.host,
             server_port=args.port,
         )
@@ -142,6 +142,7 @@ def build_server(args: argparse.Namespace) -> Server:
         queue_timeout=args.queue_timeout,
         compress=not args.no_compress,
         access_log=args.access_log,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
 
 

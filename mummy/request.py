@@ -16,6 +16,7 @@ from mummy.core.config import ServerConfig
 from mummy.core.files import FileChunks, FileSegment, content_type, strong_etag
 from mummy.core.files import choose as choose_file
 from mummy.core.files import plan as plan_file
+from mummy.core.forwarded import forwarded_client
 from mummy.core.messages import (
     FileStart,
     H2Response,
@@ -102,6 +103,7 @@ class Request:
         "path_params",
         "query_params",
         "remote_address",
+        "scheme",
         "uri",
     )
 
@@ -117,7 +119,10 @@ class Request:
     headers: Headers
     body: bytes
     remote_address: str
-    """The peer's IP address."""
+    """The client's IP address: the peer's, or what a trusted proxy says
+    (`forwarded_allow_ips`)."""
+    scheme: str
+    """'https' over TLS, else 'http'; or what a trusted proxy says."""
 
     def __init__(
         self,
@@ -137,7 +142,13 @@ class Request:
         self.path_params = {}
         self.headers = Headers.from_pairs(head.headers)
         self.body = body
-        self.remote_address = conn.remote_address
+        remote, scheme = conn.remote_address, "http" if conn.tls is None else "https"
+        trusted = ctx.config.trusted_proxies
+        if trusted is not None and trusted.trusts(remote):
+            address, told = forwarded_client(trusted, self.headers.get_all)
+            remote, scheme = address or remote, told or scheme
+        self.remote_address = remote
+        self.scheme = scheme
         self._keep_alive = head.keep_alive
         self._conn = conn
         self._ctx = ctx

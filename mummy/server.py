@@ -106,6 +106,7 @@ class Server:
         stream_buffer_len: int = 256 * 1024,
         sse_send_buffer_len: int = 1 << 20,
         sse_keepalive_interval: float | None = 15.0,
+        forwarded_allow_ips: str | list[str] | None = None,
     ) -> None:
         if not callable(handler):
             raise MummyError(
@@ -147,6 +148,7 @@ class Server:
             stream_buffer_len=stream_buffer_len,
             sse_send_buffer_len=sse_send_buffer_len,
             sse_keepalive_interval=sse_keepalive_interval,
+            forwarded_allow_ips=forwarded_allow_ips,
         )
         self._log_handler = log_handler
         self._loop: EventLoop | None = None

@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
+from mummy.core.forwarded import TrustedProxies
 from mummy.errors import MummyError
 
 # Chosen from the size/speed table in docs/compression.md (bench/micro/compression_levels.py).
@@ -77,9 +78,12 @@ class ServerConfig:
     stream_buffer_len: int = 256 * 1024
     sse_send_buffer_len: int = 1 << 20
     sse_keepalive_interval: float | None = 15.0
+    forwarded_allow_ips: str | list[str] | None = None
 
     # Input kept per connection while its request is with a worker: one more request.
     max_buffered: int = field(init=False, default=0)
+    # The peers trusted for Forwarded / X-Forwarded-*: None when nobody is.
+    trusted_proxies: TrustedProxies | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         """Check every option (MummyError saying what to do) and normalize types."""
@@ -118,6 +122,8 @@ class ServerConfig:
         for name in ("compress", "access_log", "http2"):
             fixed[name] = bool(getattr(self, name))
         fixed["max_buffered"] = self.max_headers_len + self.max_body_len
+        trusted = TrustedProxies(self.forwarded_allow_ips)  # MummyError when malformed
+        fixed["trusted_proxies"] = trusted if trusted.anyone else None
         for name, value in fixed.items():
             object.__setattr__(self, name, value)  # frozen: normalized once, here
 

@@ -29,6 +29,7 @@ def make_request(
     body: bytes = b"",
     remote_address: str = "203.0.113.9",
     http_version: str = "HTTP/1.1",
+    scheme: str = "http",
 ) -> mummy.Request:
     """A Request as a worker would hold it; only the fields the adapter reads are set."""
     request = mummy.Request.__new__(mummy.Request)
@@ -38,6 +39,7 @@ def make_request(
     request.headers = mummy.Headers(list(headers))
     request.body = body
     request.remote_address = remote_address
+    request.scheme = scheme
     return request
 
 
