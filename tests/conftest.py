@@ -8,12 +8,14 @@ A test's folder says its kind, and the kind is its marker (`pytest -m unit`):
 - tests/integration: a server in this process on 127.0.0.1 and real clients over
   real sockets (the clients may be programs: curl, h2load, openssl for a certificate).
 - tests/system: the server in a subprocess (examples run as scripts, the CLI, a fresh
-  interpreter), a browser, the soak, slowloris, wheel builds, the API reference build.
+  interpreter), a browser, the soak, slowloris, wheel builds, the API reference build,
+  the Redis and PostgreSQL that ci/services.py starts.
 
 Collection fails if a test is in none of these folders or carries another kind's
 marker. Unit tests run first, then integration, then system.
 
-Servers, ports and waits are in tests/servers.py; raw-socket clients in tests/client.py.
+Servers, ports and waits are in tests/servers.py; raw-socket clients in tests/client.py;
+the services' URLs in tests/services.py.
 """
 
 import socket

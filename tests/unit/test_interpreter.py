@@ -1,5 +1,7 @@
 """Prove which interpreter runs the suite: the no-GIL run must really have no GIL, with
-the dependencies pyproject.toml asks for imported."""
+the dependencies pyproject.toml asks for imported, and what the examples and the tests of
+the services import: Flask (markupsafe's C speedups), redis-py, psycopg (libpq through
+ctypes) and psycopg_pool."""
 
 import importlib
 import importlib.metadata
@@ -25,6 +27,16 @@ REQUIRED = [
 ]
 # Imported here, before the GIL is checked below; each one's module has its name.
 IMPORTED = {requirement.name: importlib.import_module(requirement.name) for requirement in REQUIRED}
+# And what the examples (Flask) and the tests of the services that ci/services.py starts
+# (redis-py, psycopg, psycopg_pool) import, by distribution and module: imported here too.
+EXTRA = {"flask": "flask", "redis": "redis", "psycopg": "psycopg", "psycopg-pool": "psycopg_pool"}
+EXTRA_IMPORTED = {name: importlib.import_module(module) for name, module in EXTRA.items()}
+PINNED = {
+    requirement.name: requirement
+    for line in (ROOT / "ci/requirements-test.txt").read_text().splitlines()
+    if line.partition("#")[0].strip()
+    for requirement in [Requirement(line.partition("#")[0])]
+}
 
 
 def test_every_dependency_is_the_installed_release_pyproject_asks_for() -> None:
@@ -39,6 +51,17 @@ def test_every_dependency_is_the_installed_release_pyproject_asks_for() -> None:
         )
     assert mummy.__version__ == PROJECT["version"] == importlib.metadata.version("mummy-server")
     assert Path(mummy.__file__).is_relative_to(ROOT / "mummy"), "not the work tree's mummy"
+
+
+def test_examples_and_services_dependencies_are_the_pinned_releases() -> None:
+    for name in EXTRA:
+        installed = importlib.metadata.version(name)
+        assert PINNED[name].specifier.contains(installed), (
+            f"{name} {installed} is not ci/requirements-test.txt's {PINNED[name]}"
+        )
+    # The pure-Python clients: no hiredis, no psycopg-binary or psycopg-c crept in.
+    assert not EXTRA_IMPORTED["redis"].utils.HIREDIS_AVAILABLE
+    assert EXTRA_IMPORTED["psycopg"].pq.__impl__ == "python"
 
 
 def test_gil_state_matches_the_build() -> None:
