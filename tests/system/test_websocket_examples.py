@@ -1,5 +1,6 @@
 """The WebSocket examples, each run as its own process on a free port, checked with raw
-HTTP and the `websockets` client."""
+HTTP and the `websockets` client. (advanced_websockets, which needs Redis, is in
+test_service_examples.py.)"""
 
 import os
 import signal
@@ -11,9 +12,7 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from tests.client import exchange, status_of
-from tests.servers import ServerProcess, wait_for
-
-HEARTBEAT = '{"type":"heartbeat"}'
+from tests.servers import ServerProcess
 
 
 class Example(ServerProcess):
@@ -102,37 +101,6 @@ def test_chat_broadcasts_to_every_client(example) -> None:
         # Carol is gone: sending to everyone still works for those left.
         alice.send("bye carol")
         recv_until(bob, "bye carol")
-    ex.stop_cleanly()
-
-
-def test_advanced_websockets_channels_and_heartbeats(example) -> None:
-    ex = example("advanced_websockets", HEARTBEAT_SECONDS="1")
-    assert ex.get("/")[0] == 404
-    assert ex.get("/a/b")[0] == 404
-    assert ex.get("/news", "PUT")[0] == 405
-    with ex.ws("/news") as reader, ex.ws("/news") as writer, ex.ws("/sports") as fan:
-        # The first heartbeat is sent once the socket is subscribed.
-        for client in (reader, writer, fan):
-            assert client.recv(timeout=30) == HEARTBEAT
-        assert ex.get("/news", "POST", b"posted") == (200, b"2\n")
-        assert ex.get("/sports", "POST", b"goal") == (200, b"1\n")
-        assert ex.get("/weather", "POST", b"rain") == (200, b"0\n")
-        writer.send("breaking")
-        for client in (reader, writer):
-            seen = recv_until(client, "breaking")
-            assert set(seen) <= {HEARTBEAT, "posted", "breaking"} and "posted" in seen
-        seen = recv_until(fan, "goal")
-        assert set(seen) <= {HEARTBEAT, "goal"}
-        # Heartbeats keep coming: one bucket of 30 a tick, each socket once a period.
-        recv_until(fan, HEARTBEAT)
-        recv_until(fan, HEARTBEAT)
-        assert fan.ping(b"").wait(30)  # mummy answers pings itself
-        writer.close()
-        # Until the server has seen the close: then the post reaches one subscriber.
-        assert wait_for(lambda: ex.get("/news", "POST", b"after")[1] == b"1\n"), (
-            "the closed socket was never unsubscribed"
-        )
-        recv_until(reader, "after")
     ex.stop_cleanly()
 
 
