@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DRIVERS = ("http1", "plumbing", "h2", "websocket", "streams", "static", "compression")
+DRIVERS = ("http1", "plumbing", "h2", "websocket", "streams", "static", "db", "compression")
 DRIVERS += ("scaling", "slowloris", "soak", "micro")
 README_BEGIN = "<!-- bench/report.py: performance table begin -->"
 README_END = "<!-- bench/report.py: performance table end -->"
@@ -126,6 +126,7 @@ WORKLOAD: Column = ("workload", lambda c: c["workload"])
 RPS = metric("req/s", "rps")
 P50, P99 = metric("p50", "p50_ms"), metric("p99", "p99_ms")
 CPU = metric("server CPU (cores)", "server_cpu", 2)
+SERVICE_CPU = metric("PostgreSQL CPU (cores)", "service_cpu", 2)
 THREAD = metric("busiest thread (cores)", "busiest_thread", 2)
 
 
@@ -409,6 +410,26 @@ def static(data: Data, notes: Notes) -> list[str]:
     return out
 
 
+def db(data: Data, notes: Notes) -> list[str]:
+    s, cores = data["settings"], data["machine"]["cores"]
+    text = f"`{s['query']}` of a random row of {s['rows']:,}, one per request, answered as"
+    text += ' JSON `{"id": N, "randomNumber": M}` (TechEmpower\'s single query test; the'
+    text += " answers checked against the table before each measurement). Every server has"
+    text += f" {s['threads']} threads and a pool of {s['pool_connections']} connections"
+    text += " (psycopg 3, its Python implementation over libpq; psycopg_pool). PostgreSQL"
+    text += f" {s['postgres'].split()[0]} shares the {cores} cores with the server and wrk"
+    text += f" ({s['postgres_settings']}); its CPU (the postmaster and its backends) is the"
+    text += f" PostgreSQL column, not counted as other processes'. {s['connections']}"
+    text += f" connections: TechEmpower uses {s['techempower_connections']} on many-core"
+    text += " machines."
+    rows = sorted(data["cells"], key=lambda c: -(med(c, "rps") or 0))
+    ref = next((c for c in rows if c["server"] == "mummy" and free(c)), None)
+    conns: Column = ("conns", lambda c: str(c["params"]["connections"]))
+    ratio: Column = ("mummy 3.13t ÷ row", lambda c: paired_ratio(ref, c))
+    columns = [SERVER, INTERP, SETTINGS, conns, RPS, P99, CPU, SERVICE_CPU, ratio]
+    return [text, "", *notes.table(rows, columns, 3)]
+
+
 def scaling_table(cells: list[Cell], notes: Notes) -> list[str]:
     """Per interpreter and workload: req/s ÷ req/s at workers=1, paired per round."""
     others = list(dict.fromkeys(c["settings"] for c in cells if c["settings"] != "workers=1"))
@@ -493,6 +514,7 @@ SECTIONS: dict[str, Callable[[Data, Notes], list[str]]] = {
     "websocket": websocket,
     "streams": streams,
     "static": static,
+    "db": db,
     "compression": compression,
     "scaling": scaling,
     "slowloris": slowloris,
@@ -617,6 +639,18 @@ def headline_static(cells: list[Cell]) -> str:
     return f"A {size} static file, one curl (HTTP/1.1), MB/s cold / warm: " + ", ".join(parts)
 
 
+def headline_db(cells: list[Cell]) -> str:
+    """req/s per server and build, mummy 3.13t's p99 beside it."""
+    parts = []
+    for c in cells:
+        text = f"{c['server']} {c['interpreter']} {num(med(c, 'rps'))}"
+        if c["server"] == "mummy" and free(c):
+            text += f" (p99 {ms(med(c, 'p99_ms'))})"
+        parts.append(text)
+    conns = cells[0]["params"]["connections"]
+    return f"Single query (TechEmpower, PostgreSQL, {conns} conns), req/s: " + ", ".join(parts)
+
+
 def headline_ratios(title: str, cells: list[Cell]) -> str:
     """workers=2 ÷ workers=1, per interpreter and workload."""
     parts = []
@@ -657,6 +691,7 @@ HEADLINES: dict[str, Callable[[list[Cell]], str]] = {
     "websocket": headline_websocket,
     "streams": headline_streams,
     "static": headline_static,
+    "db": headline_db,
     "compression": lambda cells: headline_ratios("Compression (~100 KB JSON)", cells),
     "scaling": lambda cells: headline_ratios("GIL vs no GIL", cells),
     "slowloris": headline_slowloris,

@@ -9,6 +9,7 @@ NAMES = (
     "websocket",
     "streams",
     "static",
+    "db",
     "compression",
     "scaling",
     "slowloris",

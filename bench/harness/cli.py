@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shutil
+import signal
 import sys
 import time
 
@@ -97,6 +98,9 @@ def main() -> int:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing: apt-get install wrk nghttp2-client")
     procs.raise_nofile()
+    # SIGTERM as an exit, so that the servers and what a driver started (a database) are
+    # stopped on the way out, as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     interpreters, missing = machine.find_interpreters()
     if "ft" not in interpreters:
         sys.exit(f"no free-threaded interpreter: {missing['ft']}")
@@ -111,35 +115,36 @@ def main() -> int:
         driver = importlib.import_module(f"drivers.{name}")
         print(f"== {name}: {driver.TITLE}", flush=True)
         ctx = Context(args.options, interpreters, snapshot, dict(missing))
-        try:
-            groups, settings = driver.plan(ctx)
-        except RuntimeError as exc:
-            print(f"  {name} cannot run: {exc}", flush=True)
-            status = 1
-            continue
-        record = Record(
-            driver=name,
-            title=driver.TITLE,
-            quick=args.quick,
-            invocation=["./bench/run", *sys.argv[1:]],
-            machine={**machine.describe(), **revision},
-            interpreters={i.label: i.describe() for i in interpreters.values()},
-            tools=load.versions(),
-            peers=ctx.peers,
-            settings={
-                "rounds": args.options.rounds,
-                "duration_s": args.options.duration,
-                "retries": args.options.retries,
-                "disturbed_above_cores": machine.DISTURBED_CORES,
-                "mummy": "working tree" if args.live else "copy of mummy/ taken at the start",
-                **settings,
-            },
-            skipped=ctx.skipped,
-            cells=run_plan(groups, args.options),
-        )
-        for path in record.write(args.save):
-            print(f"  wrote {path.relative_to(REPO)}", flush=True)
-        if any(r.error for c in record.cells for r in c.rounds):
-            status = 1
+        with ctx.closing:  # what the driver started (a database) stops here
+            try:
+                groups, settings = driver.plan(ctx)
+            except RuntimeError as exc:
+                print(f"  {name} cannot run: {exc}", flush=True)
+                status = 1
+                continue
+            record = Record(
+                driver=name,
+                title=driver.TITLE,
+                quick=args.quick,
+                invocation=["./bench/run", *sys.argv[1:]],
+                machine={**machine.describe(), **revision},
+                interpreters={i.label: i.describe() for i in interpreters.values()},
+                tools=load.versions(),
+                peers=ctx.peers,
+                settings={
+                    "rounds": args.options.rounds,
+                    "duration_s": args.options.duration,
+                    "retries": args.options.retries,
+                    "disturbed_above_cores": machine.DISTURBED_CORES,
+                    "mummy": "working tree" if args.live else "copy of mummy/ taken at the start",
+                    **settings,
+                },
+                skipped=ctx.skipped,
+                cells=run_plan(groups, args.options),
+            )
+            for path in record.write(args.save):
+                print(f"  wrote {path.relative_to(REPO)}", flush=True)
+            if any(r.error for c in record.cells for r in c.rounds):
+                status = 1
     print(f"done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
     return status

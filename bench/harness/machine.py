@@ -1,6 +1,7 @@
 """The machine: what it is (CPU, cores, kernel, interpreters), and where its CPU time went
-during a measurement (the server's process group, our own processes, everybody else), so
-that a round which other work on this shared machine disturbed is marked."""
+during a measurement (the server's process group, the services it uses such as a
+database, our own processes, everybody else), so that a round which other work on this
+shared machine disturbed is marked."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import platform
 import resource
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,6 +158,16 @@ def thread_ticks(pgrp: int, procs: dict[int, Proc]) -> dict[int, int]:
     return ticks
 
 
+def process_tree(roots: Collection[int], procs: dict[int, Proc]) -> set[int]:
+    """The live processes among `roots` and all their descendants."""
+    tree, grew = {pid for pid in roots if pid in procs}, True
+    while grew:
+        more = {pid for pid, p in procs.items() if p.ppid in tree and pid not in tree}
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
 def own_seconds() -> float:
     """CPU seconds of this process and of its children already reaped (the load
     generators run with subprocess.run)."""
@@ -173,6 +185,7 @@ class CpuShares:
     server: float | None  # the server's process group
     client: float  # this process and its children: the load generator
     other: float  # everything else on the machine
+    service: float | None  # the services' process trees (a database); None: no services
     busiest_thread: float | None  # the server's busiest thread (1.0: it never waited)
     busiest_others: list[str] = field(default_factory=list)
 
@@ -182,10 +195,14 @@ class CpuShares:
 
 
 class CpuMeter:
-    """Started before a measurement and read after it."""
+    """Started before a measurement and read after it. `services`: the root pids of the
+    services the server uses (a PostgreSQL postmaster, whose backends each lead a process
+    group of their own, hence trees, not groups); their CPU is counted apart, not as
+    other processes'."""
 
-    def __init__(self, server_pgrp: int | None) -> None:
+    def __init__(self, server_pgrp: int | None, services: Collection[int] = ()) -> None:
         self.pgrp = server_pgrp
+        self.services = tuple(services)
         self.procs = read_procs()
         self.threads = thread_ticks(server_pgrp, self.procs) if server_pgrp else {}
         self.busy = machine_busy_ticks()
@@ -195,13 +212,11 @@ class CpuMeter:
     def _descendants(self, procs: dict[int, Proc]) -> int:
         """Ticks of our live descendants outside the server's group (load generators, and
         what they start)."""
-        ours, grew = {os.getpid()}, True
-        while grew:
-            more = {pid for pid, p in procs.items() if p.ppid in ours and pid not in ours}
-            ours |= more
-            grew = bool(more)
-        ours.discard(os.getpid())
+        ours = process_tree([os.getpid()], procs) - {os.getpid()}
         return sum(procs[pid].ticks for pid in ours if procs[pid].pgrp != self.pgrp)
+
+    def _service_ticks(self, procs: dict[int, Proc]) -> dict[int, int]:
+        return {pid: procs[pid].ticks for pid in process_tree(self.services, procs)}
 
     def read(self) -> CpuShares:
         procs = read_procs()
@@ -213,11 +228,15 @@ class CpuMeter:
         server = (group(procs) - group(self.procs)) / CLK_TCK if self.pgrp else 0.0
         live = (self._descendants(procs) - self._descendants(self.procs)) / CLK_TCK
         client = own_seconds() - self.own + live
+        # A backend that started during the measurement counts from zero; one that ended
+        # before its end is lost (as any process's would be).
+        started, services = self._service_ticks(self.procs), self._service_ticks(procs)
+        service = sum(t - started.get(pid, 0) for pid, t in services.items()) / CLK_TCK
         busy = (machine_busy_ticks() - self.busy) / CLK_TCK
         others = []
         me = os.getpid()
         for pid, proc in procs.items():
-            if proc.pgrp in (self.pgrp, os.getpgrp()) or pid == me:
+            if proc.pgrp in (self.pgrp, os.getpgrp()) or pid == me or pid in services:
                 continue
             earlier = self.procs.get(pid)
             used = (proc.ticks - (earlier.ticks if earlier else 0)) / CLK_TCK / elapsed
@@ -232,7 +251,8 @@ class CpuMeter:
         return CpuShares(
             server=server / elapsed if self.pgrp else None,
             client=client / elapsed,
-            other=max(busy - server - client, 0.0) / elapsed,
+            other=max(busy - server - client - service, 0.0) / elapsed,
+            service=service / elapsed if self.services else None,
             busiest_thread=busiest,
             busiest_others=[text for _, text in others[:3]],
         )

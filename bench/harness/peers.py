@@ -15,8 +15,17 @@ from harness import APPS, HOST, REPO, VENVS
 PIP_TIMEOUT_S = 900
 
 # What each peer's venv gets, pinned; `import` is what must import for the venv to count.
+# `<peer>-<extra>`: that peer with what one driver's apps need besides, in a venv of its
+# own, so that the other drivers' venvs (and what they record) stay the peer alone;
+# `--servers <peer>` selects it too.
+GRANIAN = "granian==2.7.9"
 PINNED: dict[str, dict[str, tuple[str, ...]]] = {
-    "granian": {"install": ("granian==2.7.9",), "import": ("granian._granian",)},
+    "granian": {"install": (GRANIAN,), "import": ("granian._granian",)},
+    # The db driver's WSGI app: psycopg's Python implementation over Debian's libpq5.
+    "granian-db": {
+        "install": (GRANIAN, "psycopg==3.3.9", "psycopg-pool==3.3.3"),
+        "import": ("granian._granian", "psycopg", "psycopg_pool"),
+    },
     "uvicorn": {
         "install": ("uvicorn==0.54.0", "httptools==0.9.0", "websockets==17.4"),
         "import": ("uvicorn", "httptools", "websockets"),

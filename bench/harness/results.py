@@ -8,8 +8,8 @@ then the median over the rounds.
      "tools": {...}, "peers": {...}, "settings": {...}, "skipped": {...},
      "cells": [{"server", "interpreter", "settings", "workload", "params",
                 "rounds": [{"round", "metrics", "server_cpu", "client_cpu", "other_cpu",
-                            "busiest_thread", "busiest_others", "disturbed", "tries",
-                            "discarded", "gil_enabled", "server_output", "error",
+                            "service_cpu", "busiest_thread", "busiest_others", "disturbed",
+                            "tries", "discarded", "gil_enabled", "server_output", "error",
                             "server_command", "load_command"}],
                 "median": {...}, "disturbed_rounds": n, "failed_rounds": n}]}
 """
@@ -36,6 +36,7 @@ class Round:
     server_cpu: float | None
     client_cpu: float | None
     other_cpu: float | None
+    service_cpu: float | None = None  # the services the server uses (a database)
     busiest_thread: float | None = None
     busiest_others: list[str] = field(default_factory=list)
     disturbed: bool = False
@@ -71,7 +72,7 @@ class Cell:
                 out[key] = statistics.median(values)
             elif values:
                 out[key] = values[-1]
-        for key in ("server_cpu", "client_cpu", "other_cpu", "busiest_thread"):
+        for key in ("server_cpu", "client_cpu", "other_cpu", "service_cpu", "busiest_thread"):
             values = [getattr(r, key) for r in good if getattr(r, key) is not None]
             if values:
                 out[key] = statistics.median(values)

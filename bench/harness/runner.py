@@ -11,7 +11,8 @@ still over, kept and marked disturbed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class Group:
     label: str = ""  # for a group without a server
     interpreter: str = ""
     once: bool = False  # measured in the first round only (a soak is one long run)
+    services: tuple[int, ...] = ()  # root pids of what the server uses (a database)
     cells: list[Cell] = field(default_factory=list)
 
 
@@ -84,7 +86,8 @@ class Options:
 
 class Context:
     """What a driver builds its plan from: the options, the interpreters found, the mummy
-    code to run, and the peers' venvs (made on first use)."""
+    code to run, and the peers' venvs (made on first use). What the driver enters into
+    `closing` (a database it starts) is closed once its run ends, however it ends."""
 
     def __init__(
         self,
@@ -98,6 +101,7 @@ class Context:
         self.snapshot = snapshot
         self.skipped = skipped
         self.peers: dict[str, Any] = {}
+        self.closing = contextlib.ExitStack()
 
     @property
     def quick(self) -> bool:
@@ -118,11 +122,13 @@ class Context:
         args: list[str],
         settings: str,
         protocol: str = "http1",
+        env: Mapping[str, str] | None = None,
     ) -> ServerSpec:
-        """A bench app in bench/apps/ on mummy, from the copy of mummy/ made at the start."""
-        env = (("PYTHONPATH", str(self.snapshot)),) if self.snapshot else ()
+        """A bench app in bench/apps/ on mummy, from the copy of mummy/ made at the start;
+        `env`: variables for the server besides its PYTHONPATH."""
+        path = (("PYTHONPATH", str(self.snapshot)),) if self.snapshot else ()
         argv = (str(interp.venv_python), str(APPS / script), "{port}", *args)
-        return ServerSpec("mummy", interp, settings, argv, env, protocol)
+        return ServerSpec("mummy", interp, settings, argv, (*path, *(env or {}).items()), protocol)
 
     def peer_spec(
         self,
@@ -131,17 +137,17 @@ class Context:
         settings: str,
         argv: list[str],
         protocol: str = "http1",
+        env: Mapping[str, str] | None = None,
     ) -> ServerSpec:
-        """A peer serving a twin app from bench/apps/."""
-        return ServerSpec(
-            name, interp, settings, tuple(argv), (("PYTHONPATH", str(APPS)),), protocol
-        )
+        """A peer serving a twin app from bench/apps/; `env` as for mummy()."""
+        variables = (("PYTHONPATH", str(APPS)), *(env or {}).items())
+        return ServerSpec(name, interp, settings, tuple(argv), variables, protocol)
 
     def peer(self, name: str, interp: Interpreter) -> Path | None:
         """The peer's venv on that interpreter, or None (not wanted, or it failed: noted
         in `skipped`)."""
         servers = self.options.servers
-        if servers is not None and name not in servers:
+        if servers is not None and not {name, name.partition("-")[0]} & servers:
             return None
         key = f"{name}-{interp.key}"
         if key in self.skipped:
@@ -162,12 +168,14 @@ class Context:
         return venv
 
 
-def measure_once(workload: Workload, running: Running, seconds: float) -> Round:
+def measure_once(
+    workload: Workload, running: Running, seconds: float, services: tuple[int, ...]
+) -> Round:
     if workload.warmup is not None:
         workload.warmup(running)
     server = running.server
     offset = server.log_size() if server else 0
-    meter = CpuMeter(server.pid if server else None)
+    meter = CpuMeter(server.pid if server else None, services)
     sample = workload.measure(running, seconds)
     shares = meter.read()
     error = sample.error
@@ -179,6 +187,7 @@ def measure_once(workload: Workload, running: Running, seconds: float) -> Round:
         server_cpu=shares.server,
         client_cpu=shares.client,
         other_cpu=shares.other,
+        service_cpu=shares.service,
         busiest_thread=shares.busiest_thread,
         busiest_others=shares.busiest_others,
         disturbed=shares.disturbed,
@@ -188,13 +197,15 @@ def measure_once(workload: Workload, running: Running, seconds: float) -> Round:
     )
 
 
-def measure(workload: Workload, running: Running, options: Options) -> Round:
+def measure(
+    workload: Workload, running: Running, options: Options, services: tuple[int, ...] = ()
+) -> Round:
     """One round of one cell: the least disturbed of up to 1 + retries tries."""
-    tries = [measure_once(workload, running, options.duration)]
+    tries = [measure_once(workload, running, options.duration, services)]
     while tries[-1].disturbed and not tries[-1].error and len(tries) <= options.retries:
         print(f"[disturbed ({tries[-1].other_cpu:.2f} cores), again] ", end="", flush=True)
         wait_until_quiet(options.max_wait_s, options.settle_s)
-        tries.append(measure_once(workload, running, options.duration))
+        tries.append(measure_once(workload, running, options.duration, services))
     kept = min(tries, key=lambda r: (r.error is not None, r.other_cpu or 0.0))
     key = workload.main[0]
     kept.discarded = [
@@ -212,6 +223,8 @@ def fmt_round(r: Round, main: tuple[str, str]) -> str:
         text += f"  p99 {p99:7.2f} ms"
     if r.server_cpu is not None:
         text += f"  cpu {r.server_cpu:.2f}"
+    if r.service_cpu is not None:
+        text += f"  services {r.service_cpu:.2f}"
     text += f"  other {r.other_cpu or 0:.2f}" + ("  DISTURBED" if r.disturbed else "")
     return text + (f"  error: {r.error}" if r.error else "")
 
@@ -258,7 +271,7 @@ def run_group(group: Group, number: int, options: Options) -> None:
             if failed:
                 result = Round(0, {}, None, None, None, error=failed)
             else:
-                result = measure(workload, Running(port, server), options)
+                result = measure(workload, Running(port, server), options, group.services)
             result.round = number
             result.gil_enabled = gil
             result.server_command = spec.command(port) if spec else []
