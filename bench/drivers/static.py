@@ -23,6 +23,7 @@ from typing import Any
 
 from harness import HOST, peers
 from harness.machine import read_procs
+from harness.pagecache import evict, resident_bytes
 from harness.runner import Context, Group, Running, Sample, ServerSpec, Workload
 
 TITLE = "Static files: one curl downloading a 1 GiB file, cold and warm page cache"
@@ -64,23 +65,6 @@ def http_server_gil(python: Path) -> str:
     code = "import http.server, sys; print(sys._is_gil_enabled())"
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
     return done.stdout.strip() or "unknown"
-
-
-def evict(path: Path) -> None:
-    """Drop the file's pages from the page cache (written back first: DONTNEED leaves
-    dirty pages where they are)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def resident_bytes(path: Path) -> int:
-    argv = ["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES", str(path)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
-    return int(done.stdout.split()[0])
 
 
 def server_pids(running: Running) -> list[int]:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from harness import BENCH, HOST
-from harness.load import read_event
+from harness.load import broadcast_rounds, read_event
 from harness.runner import Context, Group, Running, Sample, Workload
 
 TITLE = "Streamed responses: open Server-Sent Events streams and a 1 GiB body (curl)"
@@ -55,13 +55,7 @@ def open_streams(streams: int, broadcasts: int) -> Workload:
             time.sleep(min(2.0, 0.5 + streams / 5000))  # as websocket's idle connections
             after = running.server.status_field("VmRSS")
             threads = running.server.status_field("Threads")
-            client.stdin.write("go\n")
-            client.stdin.flush()
-            rounds = [read_event(client.stdout, "broadcast") for _ in range(broadcasts)]
-            client.stdin.write("close\n")
-            client.stdin.flush()
-            read_event(client.stdout, "done")
-            client.wait(60)
+            rounds = broadcast_rounds(client, broadcasts)
         except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
             return Sample({}, argv, str(exc)[-300:])
         finally:

@@ -227,6 +227,21 @@ def ws_echo(
     return Workload(name, params, measure, main=("msgs_per_s", "msg/s"))
 
 
+def broadcast_rounds(client: subprocess.Popen[str], broadcasts: int) -> list[dict[str, Any]]:
+    """Drive a client whose connections are open (bench/ws-client's idle mode,
+    bench/sse-client.py): tell it to go, read its `broadcasts` rounds, tell it to close
+    and wait until it is done."""
+    assert client.stdin is not None and client.stdout is not None
+    client.stdin.write("go\n")
+    client.stdin.flush()
+    rounds = [read_event(client.stdout, "broadcast") for _ in range(broadcasts)]
+    client.stdin.write("close\n")
+    client.stdin.flush()
+    read_event(client.stdout, "done")
+    client.wait(60)
+    return rounds
+
+
 def read_event(stdout: IO[str], phase: str) -> dict[str, Any]:
     """The next JSON line of a client that reports by phases (bench/ws-client/client.js,
     bench/sse-client.py); raises RuntimeError if it is not `phase`."""
@@ -258,13 +273,7 @@ def ws_idle(connections: int, broadcasts: int) -> Workload:
             time.sleep(min(2.0, 0.5 + connections / 5000))  # the last OPEN events run
             after = running.server.status_field("VmRSS")
             threads = running.server.status_field("Threads")
-            client.stdin.write("go\n")
-            client.stdin.flush()
-            rounds = [read_event(client.stdout, "broadcast") for _ in range(broadcasts)]
-            client.stdin.write("close\n")
-            client.stdin.flush()
-            read_event(client.stdout, "done")
-            client.wait(60)
+            rounds = broadcast_rounds(client, broadcasts)
         except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
             return Sample({}, argv, str(exc)[-300:])
         finally:

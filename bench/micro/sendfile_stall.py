@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.pagecache import evict, resident_bytes
 
 import mummy
 from mummy.core.files import SENDFILE_CAP
@@ -45,26 +47,6 @@ def write_file(path: Path, mib: int) -> None:
     with open(path, "rb") as f:
         while f.read(1 << 24):  # read back once: the host's cache is then warm for all
             pass
-
-
-def evict(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def resident_mib(path: Path) -> float | None:
-    if shutil.which("fincore") is None:
-        return None
-    out = subprocess.run(
-        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return int(out[0]) / (1 << 20) if out else None
 
 
 def latencies(port: int, until: threading.Event | float) -> list[float]:
@@ -124,7 +106,7 @@ def main() -> None:
         try:
             idle = summary(latencies(server.port, time.monotonic() + 3.0))
             evict(path)
-            cached = resident_mib(path)
+            cached = resident_bytes(path) / (1 << 20)
             done = threading.Event()
             result: dict[str, str] = {}
 
