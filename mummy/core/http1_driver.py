@@ -116,11 +116,8 @@ class Http1Driver(Driver):
         stream = self.stream
         if self.stream_timer is not None:
             self.loop.wheel.remove(self.stream_timer)
-        if isinstance(stream, SseEngine):
-            stream.stream_gone()
-        elif isinstance(stream, ResponseStream):
-            stream.cancel()
-            self._resume(stream)  # a task that closes the iterator, unless one runs
+        if isinstance(stream, (SseEngine, ResponseStream)):
+            self._gone(stream)
 
     def timer_fired(self, kind: int) -> None:
         if kind == SSE_KEEPALIVE:
@@ -210,11 +207,7 @@ class Http1Driver(Driver):
             if conn.closed:
                 # Closed while its handler ran: closed() did not know of it yet.
                 self.busy = False
-                if isinstance(stream, SseEngine):
-                    stream.stream_gone()
-                else:
-                    stream.cancel()
-                    self._resume(stream)
+                self._gone(stream)
                 return
             self.stream = stream  # busy until it ends: the next request waits for it
             if msg.wire:
@@ -242,6 +235,15 @@ class Http1Driver(Driver):
             return
         conn.file = msg.segment
         loop.flush(conn)  # the first part now, the rest as the socket takes it
+
+    def _gone(self, stream: ResponseStream | SseEngine) -> None:
+        """The connection is closed: an EventStream is over; a streamed response is
+        cancelled, its iterator closed by a task (unless one runs: it sees the flag)."""
+        if isinstance(stream, SseEngine):
+            stream.stream_gone()
+        else:
+            stream.cancel()
+            self._resume(stream)
 
     def _resume(self, stream: ResponseStream | SseEngine) -> None:
         """Put the stream's next task, if it is idle and the output has room."""
