@@ -12,11 +12,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from typing import Any
 
 from harness import BENCH, HOST
-from harness.load import broadcast_rounds, read_event
+from harness.load import open_then_broadcast
 from harness.runner import Context, Group, Running, Sample, Workload
 
 TITLE = "Streamed responses: open Server-Sent Events streams and a 1 GiB body (curl)"
@@ -46,22 +45,12 @@ def open_streams(streams: int, broadcasts: int) -> Workload:
         base = f"http://{HOST}:{running.port}"
         argv = [sys.executable, str(CLIENT), f"{base}/events", str(streams)]
         argv += [f"{base}/broadcast", str(broadcasts)]
-        time.sleep(1)
-        before = running.server.status_field("VmRSS")
-        client = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert client.stdin is not None and client.stdout is not None
         try:
-            opened = read_event(client.stdout, "opened")
-            time.sleep(min(2.0, 0.5 + streams / 5000))  # as websocket's idle connections
-            after = running.server.status_field("VmRSS")
-            threads = running.server.status_field("Threads")
-            rounds = broadcast_rounds(client, broadcasts)
+            opened, (before, after, threads), rounds = open_then_broadcast(
+                running, argv, streams, broadcasts
+            )
         except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
             return Sample({}, argv, str(exc)[-300:])
-        finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
         received = sorted(r["all_received_ms"] for r in rounds if r["all_received_ms"])
         queued = sorted(r["server_queued_ms"] for r in rounds if r["server_queued_ms"] is not None)
         metrics = {

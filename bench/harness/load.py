@@ -227,10 +227,34 @@ def ws_echo(
     return Workload(name, params, measure, main=("msgs_per_s", "msg/s"))
 
 
+def open_then_broadcast(
+    running: Running, argv: list[str], connections: int, broadcasts: int
+) -> tuple[dict[str, Any], tuple[Any, Any, Any], list[dict[str, Any]]]:
+    """Run a client that opens `connections` (bench/ws-client's idle mode,
+    bench/sse-client.py) and then times `broadcasts` to all of them: its `opened`
+    event, the server's (RSS before, RSS once open, threads), and its rounds. Raises
+    what reading the client raises; the client never outlives the call."""
+    assert running.server is not None
+    time.sleep(1)
+    before = running.server.status_field("VmRSS")
+    client = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert client.stdin is not None and client.stdout is not None
+    try:
+        opened = read_event(client.stdout, "opened")
+        time.sleep(min(2.0, 0.5 + connections / 5000))  # the last OPEN events run
+        after = running.server.status_field("VmRSS")
+        threads = running.server.status_field("Threads")
+        rounds = broadcast_rounds(client, broadcasts)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    return opened, (before, after, threads), rounds
+
+
 def broadcast_rounds(client: subprocess.Popen[str], broadcasts: int) -> list[dict[str, Any]]:
-    """Drive a client whose connections are open (bench/ws-client's idle mode,
-    bench/sse-client.py): tell it to go, read its `broadcasts` rounds, tell it to close
-    and wait until it is done."""
+    """Drive a client whose connections are open: tell it to go, read its `broadcasts`
+    rounds, tell it to close and wait until it is done."""
     assert client.stdin is not None and client.stdout is not None
     client.stdin.write("go\n")
     client.stdin.flush()
@@ -264,22 +288,12 @@ def ws_idle(connections: int, broadcasts: int) -> Workload:
             *("node", str(WS_CLIENT / "client.js"), "idle", f"ws://{base}/ws"),
             *(str(connections), f"http://{base}/broadcast", str(broadcasts)),
         ]
-        time.sleep(1)
-        before = running.server.status_field("VmRSS")
-        client = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert client.stdin is not None and client.stdout is not None
         try:
-            opened = read_event(client.stdout, "opened")
-            time.sleep(min(2.0, 0.5 + connections / 5000))  # the last OPEN events run
-            after = running.server.status_field("VmRSS")
-            threads = running.server.status_field("Threads")
-            rounds = broadcast_rounds(client, broadcasts)
+            opened, (before, after, threads), rounds = open_then_broadcast(
+                running, argv, connections, broadcasts
+            )
         except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
             return Sample({}, argv, str(exc)[-300:])
-        finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
         received = sorted(r["all_received_ms"] for r in rounds if r["all_received_ms"])
         metrics = {
             "connections": opened["connections"],
