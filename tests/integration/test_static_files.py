@@ -591,13 +591,19 @@ def test_tls_downloads(tree: Tree, cert: tuple[str, str], http2: bool) -> None: 
 TRUNCATED_LEN = 64 * 1024 * 1024  # far more than the socket buffers on both sides hold
 
 
-def small_window_socket(port: int) -> socket.socket:
+def small_window_socket(port: int, cafile: str | None = None) -> socket.socket:
+    """A client socket that offers a small receive window; with `cafile`, over TLS
+    (HTTP/1.1 by ALPN) to a server with that certificate."""
     sock = socket.socket()
     # Before connect, so that the window offered is small: the kernel takes little.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(HANG_S)
     sock.connect(("127.0.0.1", port))
-    return sock
+    if cafile is None:
+        return sock
+    context = ssl.create_default_context(cafile=cafile)
+    context.set_alpn_protocols(["http/1.1"])
+    return context.wrap_socket(sock, server_hostname="localhost")
 
 
 def until_closed(wire: Wire) -> bytes:
@@ -631,11 +637,7 @@ def test_a_file_truncated_while_sent_closes_the_connection(
 
     tls_options = {"certfile": cert[0], "keyfile": cert[1]} if tls else {}
     with serving(mummy.Server(handler, workers=2), **tls_options) as server:
-        sock = small_window_socket(server.port)
-        if tls:
-            context = ssl.create_default_context(cafile=cert[0])
-            context.set_alpn_protocols(["http/1.1"])
-            sock = context.wrap_socket(sock, server_hostname="localhost")
+        sock = small_window_socket(server.port, cert[0] if tls else None)
         with sock:
             sock.sendall(request_bytes("/") + request_bytes("/"))  # the second never answered
             wire = Wire(sock)
@@ -669,11 +671,7 @@ def test_a_client_leaving_mid_file_closes_the_file(
     with serving(server, **tls_options):
         before = open_fds()
         for _ in range(20):
-            sock = small_window_socket(server.port)
-            if tls:
-                context = ssl.create_default_context(cafile=cert[0])
-                context.set_alpn_protocols(["http/1.1"])
-                sock = context.wrap_socket(sock, server_hostname="localhost")
+            sock = small_window_socket(server.port, cert[0] if tls else None)
             with sock:
                 sock.sendall(request_bytes("/big.bin"))
                 wire = Wire(sock)
