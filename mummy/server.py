@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from mummy.core.config import DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, ServerConfig
-from mummy.core.listener import make_listener
+from mummy.core.listener import make_listeners
 from mummy.core.loop import EventLoop
 from mummy.core.messages import (
     H2Refuse,
@@ -42,7 +42,7 @@ from mummy.core.runtime import WorkerRuntime
 from mummy.core.sse import SseEngine
 from mummy.core.streams import ResponseStream
 from mummy.core.tls import server_context
-from mummy.core.workers import WorkerPool
+from mummy.core.workers import WorkerPool, name_os_thread
 from mummy.core.wsengine import WebSocketEngine
 from mummy.errors import MummyError
 from mummy.request import Request, ResponseContext
@@ -54,6 +54,10 @@ Handler = Callable[[Request], None]
 
 # After close()'s deadline, how long cancelled streams get to close their iterators.
 STREAM_CLOSE_GRACE_S = 1.0
+# close(): requests still queued this long before the deadline are refused (503),
+# leaving the refusals time to reach their clients. At most half the timeout.
+REFUSAL_MARGIN_S = 1.0
+DRAIN_POLL_S = 0.005
 WebSocketHandler = Callable[[WebSocket, Event, Message | None], None]
 
 
@@ -107,6 +111,7 @@ class Server:
         sse_send_buffer_len: int = 1 << 20,
         sse_keepalive_interval: float | None = 15.0,
         forwarded_allow_ips: str | list[str] | None = None,
+        io_threads: int = 1,
     ) -> None:
         if not callable(handler):
             raise MummyError(
@@ -149,12 +154,13 @@ class Server:
             sse_send_buffer_len=sse_send_buffer_len,
             sse_keepalive_interval=sse_keepalive_interval,
             forwarded_allow_ips=forwarded_allow_ips,
+            io_threads=io_threads,
         )
         self._log_handler = log_handler
-        self._loop: EventLoop | None = None
+        self._loops: list[EventLoop] = []
         self._pool: WorkerPool[Task] | None = None
-        self._io_thread: threading.Thread | None = None
-        self._failure: BaseException | None = None  # what ended the IO loop, if it failed
+        self._io_threads: list[threading.Thread] = []
+        self._failure: BaseException | None = None  # what ended an IO loop, if one failed
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._close_lock = threading.Lock()
@@ -167,6 +173,12 @@ class Server:
         if config is not None and name in ServerConfig.__dataclass_fields__:
             return getattr(config, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def closing(self) -> bool:
+        """True once `close()` has begun (or a signal asked for it): for a readiness
+        check that tells a load balancer to stop sending before the listener goes."""
+        return self._closing_started
 
     @property
     def port(self) -> int:
@@ -191,18 +203,33 @@ class Server:
         socket; `fd=N` on an inherited listening socket (systemd socket
         activation); `reuse_port=True` lets several processes share the port.
         `ssl_context` (or `certfile`/`keyfile`) serves HTTPS; ALPN is set on it."""
-        if self._loop is not None:
+        if self._loops:
             raise MummyError("this server has already been started; make a new Server")
         config = self.config
         ssl_context = self._tls_context(ssl_context, certfile, keyfile)
-        listener = make_listener(port, address, uds=uds, fd=fd, reuse_port=reuse_port)
-        name = listener.getsockname()
+        listeners, shared = make_listeners(
+            config.io_threads, port, address, uds=uds, fd=fd, reuse_port=reuse_port
+        )
+        name = listeners[0].getsockname()
         self._port = name[1] if isinstance(name, tuple) else 0
         if self._log_handler is not None:
             log.addHandler(self._log_handler)
-        ring: TaskRing[Task] = TaskRing(config.max_pending_requests)
-        self._loop = loop = EventLoop(listener, ring, config, connection_driver, ssl_context)
-        ctx = ResponseContext(closing=lambda: loop.closing, config=config)
+        # One queue for the workers; each loop counts and bounds its own share of it.
+        ring: TaskRing[Task] = TaskRing(config.per_loop(config.max_pending_requests))
+        rings = [ring] + [ring.sibling(ring.capacity) for _ in listeners[1:]]
+        self._loops = [
+            EventLoop(
+                sock,
+                loop_ring,
+                config,
+                connection_driver,
+                ssl_context,
+                index=i,
+                shared_listener=shared,
+            )
+            for i, (sock, loop_ring) in enumerate(zip(listeners, rings, strict=True))
+        ]
+        ctx = ResponseContext(closing=lambda: self._closing_started, config=config)
         # Positional: a partial with keywords copies its (shared) keyword dict per call.
         make_request = functools.partial(Request, ctx)
         runtime = WorkerRuntime(config, self.handler, make_request, self._dispatch_websocket)
@@ -215,8 +242,13 @@ class Server:
             idle_timeout=config.worker_idle_timeout,
         )
         self._pool.start()
-        self._io_thread = threading.Thread(target=self._io_main, name="mummy-io", daemon=True)
-        self._io_thread.start()
+        for loop in self._loops:
+            name_suffix = f"-{loop.index}" if len(self._loops) > 1 else ""
+            thread = threading.Thread(
+                target=self._io_main, args=(loop,), name=f"mummy-io{name_suffix}", daemon=True
+            )
+            self._io_threads.append(thread)
+            thread.start()
         self._ready.set()
         if uds is not None:
             where = f"unix:{uds}"
@@ -226,10 +258,12 @@ class Server:
             host = f"[{address}]" if ":" in address else address
             scheme = "https" if ssl_context is not None else "http"
             where = f"{scheme}://{host}:{self._port}"
+        loops = f", {config.io_threads} IO threads" if config.io_threads > 1 else ""
         log.info(
-            "mummy listening on %s (%s, %s)",
+            "mummy listening on %s (%s%s, %s)",
             where,
             config.describe_pool(),
+            loops,
             "free-threaded" if not _gil_enabled() else "GIL build",
         )
 
@@ -298,55 +332,85 @@ class Server:
             raise MummyError(f"the server was not listening after {timeout} s")
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop accepting; let running handlers finish (up to `timeout` s); answer
-        what no worker has started in its own protocol (HTTP/1.1 503, HTTP/2
-        GOAWAY and REFUSED_STREAM, WebSocket 1001); then close every connection."""
+        """Stop accepting; run the requests already received and let running
+        handlers finish (up to `timeout` s); answer what no worker has started by
+        then in its own protocol (HTTP/1.1 503, HTTP/2 GOAWAY and REFUSED_STREAM,
+        WebSocket 1001); then close every connection."""
         with self._close_lock:
-            loop, pool, io_thread = self._loop, self._pool, self._io_thread
-            if loop is None or pool is None or io_thread is None or self._stopped.is_set():
+            loops, pool = self._loops, self._pool
+            if not loops or pool is None or self._stopped.is_set():
                 return
+            self._closing_started = True
             deadline = time.monotonic() + timeout
-            loop.stop_accepting(timeout)
-            engines = loop.websockets.close()
+            for loop in loops:
+                loop.stop_accepting(timeout)
+            engines = [engine for loop in loops for engine in loop.websockets.close()]
             if self._failure is None:
                 for engine in engines:
                     engine.close(1001, "server shutting down")
             # else the failed loop dropped every connection already: their handlers
             # get ERROR and CLOSE (1006), as for any connection lost without a Close.
             # Event streams are endless by nature: each ends now, cleanly.
-            for stream in loop.streams.snapshot():
-                if isinstance(stream, SseEngine):
-                    stream.close()
+            for loop in loops:
+                for stream in loop.streams.snapshot():
+                    if isinstance(stream, SseEngine):
+                        stream.close()
+            self._drain(loops, pool.ring, deadline - min(REFUSAL_MARGIN_S, timeout / 2))
             self._refuse_queued(pool.ring)
-            loop.refusals_done()
-            if not loop.websockets.wait_empty(min(deadline, time.monotonic() + 1.0)):
-                # Peers that did not answer the 1001 in time: drop them, so that
-                # their handlers still get CLOSE while the workers run.
-                for engine in loop.websockets.remaining():
-                    engine.abort()
-                loop.websockets.wait_empty(deadline)
-            stop_by = self._end_streams(loop, deadline)
+            for loop in loops:
+                loop.refusals_done()
+            self._end_websockets(loops, deadline)
+            stop_by = self._end_streams(loops, deadline)
             if not pool.stop(stop_by):
                 log.warning("handlers still running after %.1f s; closing anyway", timeout)
-            loop.finish(deadline)
-            io_thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
+            for loop in loops:
+                loop.finish(deadline)
+            for thread in self._io_threads:
+                thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
             if self._log_handler is not None:
                 log.removeHandler(self._log_handler)
             self._stopped.set()
 
     @staticmethod
-    def _end_streams(loop: EventLoop, deadline: float) -> float:
+    def _drain(loops: list[EventLoop], ring: TaskRing[Task], until: float) -> None:
+        """Until `until` (monotonic): let the workers take the requests already
+        received (queued in the ring, or due on connections accepted just before
+        the close), so that a rolling restart answers them instead of refusing."""
+        while time.monotonic() < until:
+            # `first_requests_due` first: a connection's request is queued before
+            # its count drops, so reading the queue second cannot miss it.
+            if not any(loop.first_requests_due for loop in loops) and not ring.queued:
+                return
+            time.sleep(DRAIN_POLL_S)
+
+    @staticmethod
+    def _end_websockets(loops: list[EventLoop], deadline: float) -> None:
+        """Wait (up to 1 s) for the peers to answer the 1001; drop the others, so
+        that their handlers still get CLOSE while the workers run."""
+        answer_by = min(deadline, time.monotonic() + 1.0)
+        if all(loop.websockets.wait_empty(answer_by) for loop in loops):
+            return
+        for loop in loops:
+            for engine in loop.websockets.remaining():
+                engine.abort()
+        for loop in loops:
+            loop.websockets.wait_empty(deadline)
+
+    @staticmethod
+    def _end_streams(loops: list[EventLoop], deadline: float) -> float:
         """Streamed responses finish like running handlers, until `deadline`; those
         still open then are cancelled (their iterators closed on workers, which get
         up to STREAM_CLOSE_GRACE_S more). Returns when the workers must stop by."""
-        if loop.streams.wait_empty(deadline, ResponseStream):
+        if all(loop.streams.wait_empty(deadline, ResponseStream) for loop in loops):
             return deadline
-        for stream in loop.streams.snapshot():
-            if isinstance(stream, ResponseStream):
-                stream.cancel()
-                stream.conn.post(StreamCancel(stream.conn, stream))
+        for loop in loops:
+            for stream in loop.streams.snapshot():
+                if isinstance(stream, ResponseStream):
+                    stream.cancel()
+                    stream.conn.post(StreamCancel(stream.conn, stream))
         stop_by = time.monotonic() + STREAM_CLOSE_GRACE_S
-        loop.streams.wait_empty(stop_by, ResponseStream)
+        for loop in loops:
+            loop.streams.wait_empty(stop_by, ResponseStream)
         return stop_by
 
     @staticmethod
@@ -397,15 +461,16 @@ class Server:
 
     # --- internals ---------------------------------------------------------------
 
-    def _io_main(self) -> None:
-        assert self._loop is not None
+    def _io_main(self, loop: EventLoop) -> None:
+        name_os_thread(threading.current_thread().name)
         try:
-            self._loop.run()
+            loop.run()
         except BaseException as exc:
             # Only the loop's own machinery gets here (epoll, the listener, the
-            # mailbox): a connection's failure closes that connection only.
+            # mailbox): a connection's failure closes that connection only. A bug,
+            # not a client's doing: the whole server stops, every loop.
             self._failure = exc
-            log.exception("the IO loop failed; the server is stopping")
+            log.exception("IO loop %d failed; the server is stopping", loop.index)
             threading.Thread(target=self.close, name="mummy-close", daemon=True).start()
 
     def _dispatch_websocket(

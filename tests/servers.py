@@ -68,9 +68,8 @@ def tasks_in_flight(server: mummy.Server) -> int:
     in the ring or running): what a test waits for when requests must be queued
     behind a busy worker. The count belongs to the IO thread; reading it is a benign
     race that a wait_for loop absorbs."""
-    pool = server._pool
-    assert pool is not None, "the server is not started"
-    return pool.ring.in_flight
+    assert server._loops, "the server is not started"
+    return sum(loop.ring.in_flight for loop in server._loops)
 
 
 class ServerProcess:

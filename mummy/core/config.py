@@ -79,6 +79,8 @@ class ServerConfig:
     sse_send_buffer_len: int = 1 << 20
     sse_keepalive_interval: float | None = 15.0
     forwarded_allow_ips: str | list[str] | None = None
+    # Event loops (IO threads), each with its own epoll, connections and timers.
+    io_threads: int = 1
 
     # Input kept per connection while its request is with a worker: one more request.
     max_buffered: int = field(init=False, default=0)
@@ -98,6 +100,7 @@ class ServerConfig:
             "h2_max_concurrent_streams",
             "stream_buffer_len",
             "sse_send_buffer_len",
+            "io_threads",
         ):
             _positive_int(name, getattr(self, name))
         if not isinstance(self.gzip_level, int) or not 1 <= self.gzip_level <= 9:
@@ -144,6 +147,11 @@ class ServerConfig:
                 raise MummyError(f"max_workers ({high}) must be >= min_workers ({low})")
         object.__setattr__(self, "min_workers", low)
         object.__setattr__(self, "max_workers", high)
+
+    def per_loop(self, total: int) -> int:
+        """A server-wide bound (max_connections, max_pending_requests) as each
+        loop's share: split evenly, rounded up."""
+        return -(-total // self.io_threads)
 
     def pool_bounds(self) -> tuple[int, int]:
         """(min_workers, max_workers), equal for a fixed pool."""

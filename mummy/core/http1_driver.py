@@ -45,11 +45,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("mummy")
 
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Server.close(): how long a connection accepted just before may take to send its
+# first request (Http1Driver.server_closing).
+FIRST_REQUEST_GRACE_S = 0.5
 SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 
 
 class Http1Driver(Driver):
-    __slots__ = ("busy", "inbuf", "parser", "stream", "stream_timer", "waiting")
+    __slots__ = (
+        "busy",
+        "first_due",
+        "fresh",
+        "inbuf",
+        "parser",
+        "stream",
+        "stream_timer",
+        "waiting",
+    )
 
     def __init__(self, loop: EventLoop, conn: Connection, inbuf: bytearray | None = None) -> None:
         super().__init__(loop, conn)
@@ -61,6 +73,8 @@ class Http1Driver(Driver):
         # The response streaming now (a file: sent by the transport with os.sendfile).
         self.stream: ResponseStream | SseEngine | FileSegment | None = None
         self.stream_timer: Timer | None = None  # an EventStream's keepalive comments
+        self.fresh = True  # no request dispatched yet
+        self.first_due = False  # counted in loop.first_requests_due
 
     def start(self) -> None:
         """Accepted (wait for a head), or after TLS (parse what came with it)."""
@@ -113,6 +127,7 @@ class Http1Driver(Driver):
             self._resume(stream)
 
     def closed(self) -> None:
+        self._first_taken()
         stream = self.stream
         if self.stream_timer is not None:
             self.loop.wheel.remove(self.stream_timer)
@@ -154,10 +169,31 @@ class Http1Driver(Driver):
             msg.engine.taken(len(msg.frame))
 
     def server_closing(self) -> None:
+        conn, loop = self.conn, self.loop
         if self.waiting:
             self.reject(503, "the server is shutting down")
-        elif not self.busy and not self.conn.out:
-            self.loop.close(self.conn)
+        elif self.busy or conn.out:
+            pass  # closed after this response (Connection: close)
+        elif self.fresh and not conn.eof:
+            # Accepted before the close began, its first request not (all) read yet:
+            # a client that connected to a listening server is answered (with
+            # Connection: close), if its request comes within FIRST_REQUEST_GRACE_S.
+            # An idle keep-alive connection is closed instead (RFC 9112 §9.3.1:
+            # its client may retry an idempotent request on a new one).
+            self.first_due = True
+            loop.first_requests_due += 1
+            grace = min(FIRST_REQUEST_GRACE_S, loop.config.header_timeout)
+            loop.wheel.arm(conn.timer, time.monotonic() + grace, HEAD)
+            if self.inbuf:
+                self._advance()
+        else:
+            loop.close(conn)
+
+    def _first_taken(self) -> None:
+        """The first request due at closing was dispatched, or its connection ended."""
+        if self.first_due:
+            self.first_due = False
+            self.loop.first_requests_due -= 1
 
     def last_word(self) -> bytes:
         if self.busy or self.conn.out:
@@ -292,7 +328,7 @@ class Http1Driver(Driver):
         if conn.close_when_flushed or conn.lingering or conn.out_len > MAX_PENDING_OUTPUT:
             loop.update_events(conn)
             return
-        if loop.closing:
+        if loop.closing and not self.first_due:
             if not conn.out:
                 loop.close(conn)
             return
@@ -336,9 +372,11 @@ class Http1Driver(Driver):
             self._switch_to_h2(request)
             return
         self.busy = True
+        self.fresh = False
         loop.wheel.disarm(conn.timer)
         request.received_at = time.monotonic()
         loop.ring.put(HttpTask(conn, request))
+        self._first_taken()  # after the put: Server._drain reads the count, then the ring
         loop.set_events(conn, len(self.inbuf) <= loop.config.max_buffered)  # wants_input()
 
     def _arm_read_timer(self) -> None:
@@ -355,6 +393,7 @@ class Http1Driver(Driver):
             wheel.arm(timer, time.monotonic() + config.keep_alive_timeout, IDLE)
 
     def _switch_to_h2(self, upgrade: ParsedRequest | None) -> None:
+        self._first_taken()
         driver = H2Driver(self.loop, self.conn, self.inbuf)
         if upgrade is not None:
             settings = next(v for k, v in upgrade.head.headers if k.lower() == "http2-settings")

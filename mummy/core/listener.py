@@ -4,6 +4,7 @@ inherited file descriptors (systemd socket activation); and accepting on them.""
 import errno
 import logging
 import os
+import select
 import socket
 import stat
 import time
@@ -15,6 +16,7 @@ from mummy.errors import MummyError
 log = logging.getLogger("mummy")
 
 LISTEN_BACKLOG = 1024
+EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 ACCEPT_PAUSE_SECONDS = 0.1
 
 
@@ -37,6 +39,41 @@ def make_listener(
         sock = _tcp(port, address, reuse_port)
     sock.setblocking(False)
     return sock
+
+
+def make_listeners(
+    count: int,
+    port: int,
+    address: str,
+    *,
+    uds: str | None = None,
+    fd: int | None = None,
+    reuse_port: bool = False,
+) -> tuple[list[socket.socket], bool]:
+    """`count` listening sockets for `count` IO loops, and whether they share one
+    socket (then each loop must wait on it with EPOLLEXCLUSIVE).
+
+    A TCP port of our own: `count` sockets bound to it with SO_REUSEPORT, the
+    kernel spreading new connections over them by a hash of the peer's address.
+    A Unix socket or an inherited fd (which other processes may be accepting on
+    too: `--processes`, systemd): one socket, dup'ed once per loop so that each
+    loop closes its own descriptor."""
+    if uds is not None or fd is not None:
+        sock = make_listener(port, address, uds=uds, fd=fd)
+        return [sock] + [sock.dup() for _ in range(count - 1)], True
+    first = make_listener(port, address, reuse_port=reuse_port or count > 1)
+    socks = [first]
+    try:
+        for _ in range(count - 1):
+            bound = first.getsockname()
+            sock = _tcp(bound[1], address, True)
+            sock.setblocking(False)
+            socks.append(sock)
+    except MummyError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks, False
 
 
 def _tcp(port: int, address: str, reuse_port: bool) -> socket.socket:
@@ -102,18 +139,23 @@ class Acceptor:
     `max_connections` (further clients wait in the kernel's backlog) and, for a
     moment, when accept fails for lack of descriptors. IO thread only."""
 
-    __slots__ = ("_ep", "_max", "_paused_until", "_registered", "closed", "sock")
+    __slots__ = ("_ep", "_events", "_max", "_paused_until", "_registered", "closed", "sock")
 
-    def __init__(self, sock: socket.socket, poller: Poller, max_connections: int) -> None:
+    def __init__(
+        self, sock: socket.socket, poller: Poller, max_connections: int, *, shared: bool = False
+    ) -> None:
         self.sock = sock
         self._ep = poller
         self._max = max_connections
+        # A socket other loops or processes wait on too: EPOLLEXCLUSIVE wakes one
+        # of them per new connection instead of all (the fallback poller ignores it).
+        self._events = READ | (EPOLLEXCLUSIVE if shared else 0)
         self._registered = False
         self._paused_until = 0.0
         self.closed = False
 
     def start(self) -> None:
-        self._ep.register(self.sock.fileno(), READ)
+        self._ep.register(self.sock.fileno(), self._events)
         self._registered = True
 
     def accept(self, connections: int) -> Iterator[tuple[socket.socket, str]]:
@@ -157,7 +199,7 @@ class Acceptor:
             self._paused_until = 0.0
         if not (self._registered or self.closed or self._paused_until) and connections < self._max:
             self._registered = True
-            self._ep.register(self.sock.fileno(), READ)
+            self._ep.register(self.sock.fileno(), self._events)
 
     def close(self) -> None:
         if not self.closed:

@@ -14,7 +14,8 @@ driver's last word, and is logged (rate-limited); everyone else is served on.
 Only a failure of the loop itself (epoll, the listener, the mailbox) ends `run`.
 
 Everything here belongs to this loop (its epoll, connections, timers, mailbox,
-WebSocket and stream registries), so that a server may run several.
+WebSocket and stream registries, its share of the ring and of max_connections):
+a server runs `io_threads` of them over one worker pool (docs/threading-model.md).
 """
 
 import logging
@@ -56,6 +57,9 @@ class EventLoop(Transport):
         config: ServerConfig,
         new_driver: DriverFactory,
         ssl_context: ssl.SSLContext | None = None,
+        *,
+        index: int = 0,
+        shared_listener: bool = False,
     ) -> None:
         super().__init__(make_poller(), TimerWheel(), FaultLog(log))
         self.config = config
@@ -69,9 +73,16 @@ class EventLoop(Transport):
         # Drivers to call once this drain of the mailbox is done (HTTP/2 writes).
         self.after_drain: set[Driver] = set()
         self.closing = False  # close() began: no new work
+        self.index = index  # which of the server's loops (io_threads)
+        # HTTP/1.1 connections accepted before close() began that have not yet sent
+        # their first request: each gets a moment to (Http1Driver.server_closing).
+        # IO thread writes; the closing thread reads it (an int: a benign race).
+        self.first_requests_due = 0
         self._new_driver = new_driver
         self._next_timer_check = 0.0
-        self._acceptor = Acceptor(listener, self._ep, config.max_connections)
+        self._acceptor = Acceptor(
+            listener, self._ep, config.per_loop(config.max_connections), shared=shared_listener
+        )
         self._conns: dict[int, Connection] = {}
         # Control flags, set by the closing thread, then a Wake is posted.
         self._stop_accepting = False

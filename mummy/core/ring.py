@@ -14,6 +14,11 @@ mutex, atomic on the free-threaded build; a worker with nothing to do sleeps
 inside `get` on a C-level lock and is woken by the next `put`, one worker per
 item.
 
+With several IO threads (`io_threads`), each has its own `TaskRing` over one
+shared queue (`sibling`): `in_flight` stays one thread's count, and the workers
+do not know which loop a task came from (its messages go to `task.conn`'s
+loop's mailbox).
+
 `Mailbox` (workers -> IO thread). Many producers (any thread) call `post`; one
 consumer, the IO thread, calls `drain`. Items go into a `SimpleQueue`; the IO
 thread sleeps in epoll and is woken through an eventfd (a socketpair where
@@ -41,10 +46,15 @@ class TaskRing[T]:
 
     __slots__ = ("_queue", "capacity", "in_flight")
 
-    def __init__(self, capacity: int) -> None:
-        self._queue: SimpleQueue[T | None] = SimpleQueue()
+    def __init__(self, capacity: int, queue: "SimpleQueue[T | None] | None" = None) -> None:
+        self._queue: SimpleQueue[T | None] = SimpleQueue() if queue is None else queue
         self.capacity = capacity
         self.in_flight = 0
+
+    def sibling(self, capacity: int) -> "TaskRing[T]":
+        """Another IO thread's ring over the same queue: the same workers take from
+        both, and each IO thread counts (and bounds) its own tasks in flight."""
+        return TaskRing(capacity, self._queue)
 
     @property
     def full(self) -> bool:

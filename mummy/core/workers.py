@@ -53,6 +53,17 @@ SHRINK_AFTER_CHECKS = 20  # ... on average over this many checks (1 s; one check
 # clock ticks, 10 per check on 2 cores): then workers retire
 
 
+def name_os_thread(name: str) -> None:
+    """Give the calling thread its Python name in the kernel too (15 bytes), so
+    that `top -H`, `ps -L` and /proc/PID/task/*/comm tell the IO loops and the
+    workers apart (CPython sets OS thread names only from 3.14). Best effort."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as comm:
+            comm.write(name[:15])
+    except OSError:
+        pass
+
+
 class GcClock:
     """Seconds spent in the garbage collector, from gc.callbacks. On 3.13t a
     collection stops every thread and walks the whole heap, while the other cores
@@ -220,6 +231,7 @@ class WorkerPool[T]:
             return True
 
     def _loop(self) -> None:
+        name_os_thread(threading.current_thread().name)
         get = self.ring.get
         run = self._run
         idle_timeout = self._idle_timeout

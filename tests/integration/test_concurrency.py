@@ -115,7 +115,7 @@ def test_blocking_handlers_do_not_stall_others(serve) -> None:
     release.set()
 
 
-def test_close_answers_queued_requests_with_503(serve) -> None:
+def test_close_refuses_requests_still_queued_near_its_deadline_with_503(serve) -> None:
     gate = threading.Event()
     running = threading.Event()
 
@@ -131,13 +131,47 @@ def test_close_answers_queued_requests_with_503(serve) -> None:
     for sock in socks[1:]:
         sock.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
     assert wait_for(lambda: tasks_in_flight(server) == 3)  # queued behind the busy worker
-    closer = threading.Thread(target=server.close, kwargs={"timeout": 10})
+    # The only worker stays busy: 1 s before the deadline the queued two are refused.
+    closer = threading.Thread(target=server.close, kwargs={"timeout": 2})
     closer.start()
     queued = [read_response(sock) for sock in socks[1:]]
     assert [(s, h.get("connection")) for s, h, _ in queued] == [(503, "close")] * 2
     gate.set()
     status, headers, body = read_response(socks[0])
     assert (status, body, headers.get("connection")) == (200, b"finished", "close")
+    closer.join(15)
+    assert not closer.is_alive()
+    for sock in socks:
+        sock.close()
+
+
+def test_close_serves_the_requests_already_queued_while_there_is_time(serve) -> None:
+    gate = threading.Event()
+    running = threading.Event()
+
+    def handler(request: mummy.Request) -> None:
+        if request.path == "/first":
+            running.set()
+            gate.wait(10)
+        request.respond(200, body=request.path)
+
+    server = serve(handler, workers=1)
+    socks = [connect(server.port) for _ in range(3)]
+    socks[0].sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert running.wait(10)
+    for i, sock in enumerate(socks[1:]):
+        sock.sendall(f"GET /queued{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert wait_for(lambda: tasks_in_flight(server) == 3)
+    closer = threading.Thread(target=server.close, kwargs={"timeout": 10})
+    closer.start()
+    assert wait_for(lambda: server.closing)
+    gate.set()  # what was received is answered once the worker is free
+    answers = [read_response(sock) for sock in socks]
+    assert [(s, b, h.get("connection")) for s, h, b in answers] == [
+        (200, b"/first", "close"),
+        (200, b"/queued0", "close"),
+        (200, b"/queued1", "close"),
+    ]
     closer.join(15)
     assert not closer.is_alive()
     for sock in socks:

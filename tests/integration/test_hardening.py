@@ -50,7 +50,7 @@ def test_max_connections_leaves_clients_in_the_backlog(serve) -> None:
     waiting.settimeout(0.5)
     with pytest.raises(TimeoutError):
         waiting.recv(100)
-    assert server._loop is not None and server._loop.connection_count == 5
+    assert sum(loop.connection_count for loop in server._loops) == 5
     held.pop().close()
     assert read_until_close(waiting).endswith(b"ok")
     for sock in held:
@@ -165,8 +165,8 @@ def test_resets_and_half_closes_leak_nothing(serve) -> None:
     gate.set()
     assert wait_for(lambda: open_fds() <= fds_before)
     assert wait_for(lambda: threading.active_count() <= threads_before)
-    loop = server._loop
-    assert loop is not None and wait_for(lambda: loop.connection_count == 0)
+    (loop,) = server._loops
+    assert wait_for(lambda: loop.connection_count == 0)
 
 
 def test_response_splitting_is_impossible(serve) -> None:
