@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,23 @@ def parser() -> argparse.ArgumentParser:
     bind.add_argument("--uds", default=None, help="bind to this Unix domain socket instead")
     bind.add_argument("--fd", type=int, default=None, help="serve an inherited listening fd")
     bind.add_argument("--reuse-port", action="store_true", help="set SO_REUSEPORT")
+    scale = p.add_argument_group("processes and IO threads (docs/deployment.md)")
+    scale.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="a supervisor binds the socket and runs N child processes on it, restarting "
+        "any that dies; SIGHUP restarts them one at a time",
+    )
+    scale.add_argument(
+        "--io-threads",
+        type=int,
+        default=1,
+        help="event loops per process, each on its own thread with its own connections",
+    )
+    # Set by the supervisor for its children: the inherited socket, the readiness pipe.
+    p.add_argument("--child-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--workers",
         type=int,
@@ -114,7 +132,7 @@ def build_server(args: argparse.Namespace) -> Server:
     target = load(args.app)
     if isinstance(target, Server):
         pool_flags = (args.workers, args.min_workers, args.max_workers)
-        if any(flag is not None for flag in pool_flags) or args.wsgi:
+        if any(flag is not None for flag in pool_flags) or args.wsgi or args.io_threads != 1:
             raise MummyError("APP is a Server already: configure it in code, not with flags")
         return target
     if args.wsgi:
@@ -143,6 +161,7 @@ def build_server(args: argparse.Namespace) -> Server:
         compress=not args.no_compress,
         access_log=args.access_log,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        io_threads=args.io_threads,
     )
 
 
@@ -182,15 +201,49 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.reload:
-        return reload_loop(argv)
     try:
+        if args.child_fd is None and args.processes is not None:
+            return supervise(args, argv)
+        if args.reload:
+            return reload_loop(argv)
         server = build_server(args)
-        server.serve(args.port, args.host, uds=args.uds, fd=args.fd, reuse_port=args.reuse_port)
+        if args.ready_fd is not None:
+            threading.Thread(
+                target=tell_ready, args=(server, args.ready_fd), name="mummy-ready", daemon=True
+            ).start()
+        if args.child_fd is not None:
+            server.serve(args.port, args.host, fd=args.child_fd)
+        else:
+            server.serve(args.port, args.host, uds=args.uds, fd=args.fd, reuse_port=args.reuse_port)
     except MummyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    from mummy.core.listener import make_listener
+    from mummy.supervisor import Supervisor
+
+    if args.processes < 1:
+        raise MummyError(f"--processes must be at least 1, got {args.processes}")
+    if args.reload:
+        raise MummyError("--reload runs one process: drop --processes while developing")
+    listener = make_listener(
+        args.port, args.host, uds=args.uds, fd=args.fd, reuse_port=args.reuse_port
+    )
+    return Supervisor(argv, args.processes, listener).run()
+
+
+def tell_ready(server: Server, fd: int) -> None:
+    """A supervised child: one byte on the supervisor's pipe once listening."""
+    try:
+        server.wait_until_ready(60.0)
+        os.write(fd, b"1")
+    except (MummyError, OSError):
+        pass
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":

@@ -374,12 +374,12 @@ class Server:
     @staticmethod
     def _drain(loops: list[EventLoop], ring: TaskRing[Task], until: float) -> None:
         """Until `until` (monotonic): let the workers take the requests already
-        received (queued in the ring, or due on connections accepted just before
-        the close), so that a rolling restart answers them instead of refusing."""
+        received (queued in the ring, or one last request on each idle HTTP/1.1
+        connection), so that a rolling restart answers them instead of refusing."""
         while time.monotonic() < until:
-            # `first_requests_due` first: a connection's request is queued before
+            # `last_requests_due` first: a connection's request is queued before
             # its count drops, so reading the queue second cannot miss it.
-            if not any(loop.first_requests_due for loop in loops) and not ring.queued:
+            if not any(loop.last_requests_due for loop in loops) and not ring.queued:
                 return
             time.sleep(DRAIN_POLL_S)
 

@@ -45,18 +45,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("mummy")
 
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
-# Server.close(): how long a connection accepted just before may take to send its
-# first request (Http1Driver.server_closing).
-FIRST_REQUEST_GRACE_S = 0.5
+# Server.close(): how long an idle connection may take to send one last request
+# (Http1Driver.server_closing).
+LAST_REQUEST_GRACE_S = 0.5
 SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 
 
 class Http1Driver(Driver):
     __slots__ = (
         "busy",
-        "first_due",
-        "fresh",
         "inbuf",
+        "last_due",
         "parser",
         "stream",
         "stream_timer",
@@ -73,8 +72,7 @@ class Http1Driver(Driver):
         # The response streaming now (a file: sent by the transport with os.sendfile).
         self.stream: ResponseStream | SseEngine | FileSegment | None = None
         self.stream_timer: Timer | None = None  # an EventStream's keepalive comments
-        self.fresh = True  # no request dispatched yet
-        self.first_due = False  # counted in loop.first_requests_due
+        self.last_due = False  # counted in loop.last_requests_due
 
     def start(self) -> None:
         """Accepted (wait for a head), or after TLS (parse what came with it)."""
@@ -127,7 +125,7 @@ class Http1Driver(Driver):
             self._resume(stream)
 
     def closed(self) -> None:
-        self._first_taken()
+        self._last_taken()
         stream = self.stream
         if self.stream_timer is not None:
             self.loop.wheel.remove(self.stream_timer)
@@ -174,26 +172,27 @@ class Http1Driver(Driver):
             self.reject(503, "the server is shutting down")
         elif self.busy or conn.out:
             pass  # closed after this response (Connection: close)
-        elif self.fresh and not conn.eof:
-            # Accepted before the close began, its first request not (all) read yet:
-            # a client that connected to a listening server is answered (with
-            # Connection: close), if its request comes within FIRST_REQUEST_GRACE_S.
-            # An idle keep-alive connection is closed instead (RFC 9112 §9.3.1:
-            # its client may retry an idempotent request on a new one).
-            self.first_due = True
-            loop.first_requests_due += 1
-            grace = min(FIRST_REQUEST_GRACE_S, loop.config.header_timeout)
+        elif conn.eof:
+            loop.close(conn)
+        else:
+            # Idle, or a request on its way: one more request is answered (with
+            # Connection: close) if it comes within LAST_REQUEST_GRACE_S. Closing at
+            # once would cut the request a busy keep-alive client is sending right
+            # now, or one from a client accepted a moment ago; after the grace only
+            # a client idle that long can meet the close (RFC 9112 §9.3.1 lets it
+            # retry an idempotent request).
+            self.last_due = True
+            loop.last_requests_due += 1
+            grace = min(LAST_REQUEST_GRACE_S, loop.config.header_timeout)
             loop.wheel.arm(conn.timer, time.monotonic() + grace, HEAD)
             if self.inbuf:
                 self._advance()
-        else:
-            loop.close(conn)
 
-    def _first_taken(self) -> None:
-        """The first request due at closing was dispatched, or its connection ended."""
-        if self.first_due:
-            self.first_due = False
-            self.loop.first_requests_due -= 1
+    def _last_taken(self) -> None:
+        """The last request due at closing was dispatched, or its connection ended."""
+        if self.last_due:
+            self.last_due = False
+            self.loop.last_requests_due -= 1
 
     def last_word(self) -> bytes:
         if self.busy or self.conn.out:
@@ -328,7 +327,7 @@ class Http1Driver(Driver):
         if conn.close_when_flushed or conn.lingering or conn.out_len > MAX_PENDING_OUTPUT:
             loop.update_events(conn)
             return
-        if loop.closing and not self.first_due:
+        if loop.closing and not self.last_due:
             if not conn.out:
                 loop.close(conn)
             return
@@ -372,11 +371,10 @@ class Http1Driver(Driver):
             self._switch_to_h2(request)
             return
         self.busy = True
-        self.fresh = False
         loop.wheel.disarm(conn.timer)
         request.received_at = time.monotonic()
         loop.ring.put(HttpTask(conn, request))
-        self._first_taken()  # after the put: Server._drain reads the count, then the ring
+        self._last_taken()  # after the put: Server._drain reads the count, then the ring
         loop.set_events(conn, len(self.inbuf) <= loop.config.max_buffered)  # wants_input()
 
     def _arm_read_timer(self) -> None:
@@ -393,7 +391,7 @@ class Http1Driver(Driver):
             wheel.arm(timer, time.monotonic() + config.keep_alive_timeout, IDLE)
 
     def _switch_to_h2(self, upgrade: ParsedRequest | None) -> None:
-        self._first_taken()
+        self._last_taken()
         driver = H2Driver(self.loop, self.conn, self.inbuf)
         if upgrade is not None:
             settings = next(v for k, v in upgrade.head.headers if k.lower() == "http2-settings")

@@ -17,6 +17,7 @@ log = logging.getLogger("mummy")
 
 LISTEN_BACKLOG = 1024
 EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
+ACCEPT_BATCH = 1 << 30  # a listener of one loop's own: accept all that wait
 ACCEPT_PAUSE_SECONDS = 0.1
 
 
@@ -55,12 +56,13 @@ def make_listeners(
 
     A TCP port of our own: `count` sockets bound to it with SO_REUSEPORT, the
     kernel spreading new connections over them by a hash of the peer's address.
-    A Unix socket or an inherited fd (which other processes may be accepting on
-    too: `--processes`, systemd): one socket, dup'ed once per loop so that each
-    loop closes its own descriptor."""
+    A Unix socket or an inherited fd: one socket, dup'ed once per loop so that
+    each loop closes its own descriptor; shared when there are several loops or
+    the fd is inherited (other processes may accept on it too: `--processes`)."""
     if uds is not None or fd is not None:
         sock = make_listener(port, address, uds=uds, fd=fd)
-        return [sock] + [sock.dup() for _ in range(count - 1)], True
+        # An inherited socket may be shared with other processes (--processes).
+        return [sock] + [sock.dup() for _ in range(count - 1)], count > 1 or fd is not None
     first = make_listener(port, address, reuse_port=reuse_port or count > 1)
     socks = [first]
     try:
@@ -139,7 +141,16 @@ class Acceptor:
     `max_connections` (further clients wait in the kernel's backlog) and, for a
     moment, when accept fails for lack of descriptors. IO thread only."""
 
-    __slots__ = ("_ep", "_events", "_max", "_paused_until", "_registered", "closed", "sock")
+    __slots__ = (
+        "_batch",
+        "_ep",
+        "_events",
+        "_max",
+        "_paused_until",
+        "_registered",
+        "closed",
+        "sock",
+    )
 
     def __init__(
         self, sock: socket.socket, poller: Poller, max_connections: int, *, shared: bool = False
@@ -150,6 +161,11 @@ class Acceptor:
         # A socket other loops or processes wait on too: EPOLLEXCLUSIVE wakes one
         # of them per new connection instead of all (the fallback poller ignores it).
         self._events = READ | (EPOLLEXCLUSIVE if shared else 0)
+        # Accepting every waiting connection at once lets one loop (the first idle
+        # one the kernel wakes) take a whole burst: wrk's 64 connections went
+        # 461:212 ticks of CPU to two children. One per wake spreads them
+        # (266:261), as the others are woken for the next ones (docs/deployment.md).
+        self._batch = 1 if shared else ACCEPT_BATCH
         self._registered = False
         self._paused_until = 0.0
         self.closed = False
@@ -160,8 +176,11 @@ class Acceptor:
 
     def accept(self, connections: int) -> Iterator[tuple[socket.socket, str]]:
         """New sockets (non-blocking, TCP_NODELAY) and peer addresses, while there
-        are fewer than max_connections counting `connections` already open."""
-        while connections < self._max:
+        are fewer than max_connections counting `connections` already open: all
+        that wait, or one from a shared listener."""
+        batch = self._batch
+        while connections < self._max and batch > 0:
+            batch -= 1
             try:
                 sock, addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -181,6 +200,8 @@ class Acceptor:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connections += 1
             yield sock, str(addr[0]) if isinstance(addr, tuple) else ""
+        if batch <= 0:
+            return
         log.warning("max_connections (%d) reached; not accepting", self._max)
         self.pause()
 

@@ -74,10 +74,10 @@ class EventLoop(Transport):
         self.after_drain: set[Driver] = set()
         self.closing = False  # close() began: no new work
         self.index = index  # which of the server's loops (io_threads)
-        # HTTP/1.1 connections accepted before close() began that have not yet sent
-        # their first request: each gets a moment to (Http1Driver.server_closing).
+        # HTTP/1.1 connections idle when close() began: each gets a moment to send
+        # one last request (Http1Driver.server_closing).
         # IO thread writes; the closing thread reads it (an int: a benign race).
-        self.first_requests_due = 0
+        self.last_requests_due = 0
         self._new_driver = new_driver
         self._next_timer_check = 0.0
         self._acceptor = Acceptor(
