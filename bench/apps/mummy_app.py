@@ -2,9 +2,11 @@
 of pure Python, `/gil` whether the GIL is on. Twins for the peers: wsgi_app.py, asgi_app.py.
 
 Run: .venv-ft/bin/python bench/apps/mummy_app.py PORT [WORKERS] [HEADER_TIMEOUT]
-(workers and header_timeout left out: mummy's defaults)
+(workers and header_timeout left out: mummy's defaults; BENCH_IO_THREADS=N in the
+environment: io_threads)
 """
 
+import os
 import sys
 import time
 
@@ -26,5 +28,8 @@ def handler(request: mummy.Request) -> None:
 
 if __name__ == "__main__":
     port, workers = port_and_workers(sys.argv)
-    options = {"header_timeout": float(sys.argv[3])} if len(sys.argv) > 3 else {}
-    mummy.Server(handler, workers=workers, **options).serve(port, "127.0.0.1")
+    options: dict[str, float] = {"header_timeout": float(sys.argv[3])} if len(sys.argv) > 3 else {}
+    io_threads = int(os.environ.get("BENCH_IO_THREADS", "1"))
+    mummy.Server(handler, workers=workers, io_threads=io_threads, **options).serve(
+        port, "127.0.0.1"
+    )

@@ -10,6 +10,7 @@ Run: .venv-ft/bin/python bench/apps/ws_app.py PORT [WORKERS]
 """
 
 import json
+import os
 import sys
 import threading
 import time
@@ -58,4 +59,6 @@ def websocket_handler(
 
 if __name__ == "__main__":
     port, workers = port_and_workers(sys.argv)
-    mummy.Server(handler, websocket_handler, workers=workers).serve(port, "127.0.0.1")
+    io_threads = int(os.environ.get("BENCH_IO_THREADS", "1"))
+    server = mummy.Server(handler, websocket_handler, workers=workers, io_threads=io_threads)
+    server.serve(port, "127.0.0.1")

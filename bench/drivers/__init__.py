@@ -12,6 +12,7 @@ NAMES = (
     "db",
     "compression",
     "scaling",
+    "loops",
     "slowloris",
     "soak",
     "micro",

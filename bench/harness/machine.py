@@ -143,19 +143,30 @@ def machine_busy_ticks() -> int:
     return sum(ticks[:8]) - ticks[3] - ticks[4]  # all but idle and iowait
 
 
-def thread_ticks(pgrp: int, procs: dict[int, Proc]) -> dict[int, int]:
-    """utime + stime of every thread of the processes in a group."""
-    ticks = {}
+@dataclass(frozen=True)
+class ThreadTicks:
+    pid: int  # the process it belongs to
+    name: str  # its kernel name: mummy names its threads mummy-io, mummy-io-N, mummy-worker-N
+    ticks: int  # utime + stime
+
+
+def thread_ticks(pgrp: int, procs: dict[int, Proc]) -> dict[int, ThreadTicks]:
+    """Every thread of the processes in a group, by thread id."""
+    threads = {}
     for pid, proc in procs.items():
         if proc.pgrp != pgrp:
             continue
         for stat in Path(f"/proc/{pid}/task").glob("[0-9]*/stat"):
             try:
-                fields = stat.read_text().rpartition(")")[2].split()
+                head, _, tail = stat.read_text().rpartition(")")
             except OSError:
                 continue
-            ticks[int(stat.parent.name)] = int(fields[11]) + int(fields[12])
-    return ticks
+            fields = tail.split()
+            name = head.partition("(")[2]
+            threads[int(stat.parent.name)] = ThreadTicks(
+                pid, name, int(fields[11]) + int(fields[12])
+            )
+    return threads
 
 
 def process_tree(roots: Collection[int], procs: dict[int, Proc]) -> set[int]:
@@ -188,6 +199,8 @@ class CpuShares:
     service: float | None  # the services' process trees (a database); None: no services
     busiest_thread: float | None  # the server's busiest thread (1.0: it never waited)
     busiest_others: list[str] = field(default_factory=list)
+    io_loops: list[float] = field(default_factory=list)  # each mummy IO thread (mummy-io*)
+    processes: list[float] = field(default_factory=list)  # each process of the server's group
 
     @property
     def disturbed(self) -> bool:
@@ -244,10 +257,19 @@ class CpuMeter:
                 others.append((used, f"{command_line(pid, proc.name)} ({used:.2f})"))
         others.sort(reverse=True)
         busiest = None
+        loops: list[float] = []
+        per_process: dict[int, float] = {}
         if self.pgrp:
             after = thread_ticks(self.pgrp, procs)
-            used = [t - self.threads.get(tid, 0) for tid, t in after.items()]
-            busiest = max(used, default=0) / CLK_TCK / elapsed
+            used = {}
+            for tid, thread in after.items():
+                earlier = self.threads.get(tid)
+                share = (thread.ticks - (earlier.ticks if earlier else 0)) / CLK_TCK / elapsed
+                used[tid] = share
+                per_process[thread.pid] = per_process.get(thread.pid, 0.0) + share
+                if thread.name.startswith("mummy-io"):
+                    loops.append(share)
+            busiest = max(used.values(), default=0.0)
         return CpuShares(
             server=server / elapsed if self.pgrp else None,
             client=client / elapsed,
@@ -255,6 +277,8 @@ class CpuMeter:
             service=service / elapsed if self.services else None,
             busiest_thread=busiest,
             busiest_others=[text for _, text in others[:3]],
+            io_loops=sorted(loops, reverse=True),
+            processes=sorted(per_process.values(), reverse=True),
         )
 
 

@@ -179,6 +179,13 @@ def measure_once(
     sample = workload.measure(running, seconds)
     shares = meter.read()
     error = sample.error
+    rate = sample.metrics.get(workload.main[0])
+    if shares.io_loops and rate:
+        # The IO threads' CPU per request (or per echo): 1e6 / this is one loop's ceiling.
+        sample.metrics["io_loop_cores"] = [round(x, 3) for x in shares.io_loops]
+        sample.metrics["io_us_per_request"] = sum(shares.io_loops) / rate * 1e6
+    if len(shares.processes) > 1:
+        sample.metrics["process_cores"] = [round(x, 3) for x in shares.processes]
     if server is not None and server.proc.poll() is not None:
         error = f"the server exited (status {server.proc.returncode}) during the run"
     return Round(
