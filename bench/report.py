@@ -28,7 +28,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVERS = ("http1", "plumbing", "h2", "websocket", "streams", "static", "db", "compression")
-DRIVERS += ("scaling", "slowloris", "soak", "micro")
+DRIVERS += ("scaling", "loops", "slowloris", "soak", "micro")
 README_BEGIN = "<!-- bench/report.py: performance table begin -->"
 README_END = "<!-- bench/report.py: performance table end -->"
 PATH_TITLES = {
@@ -459,6 +459,34 @@ def scaling(data: Data, notes: Notes) -> list[str]:
     return out + scaling_table(data["cells"], notes)
 
 
+def rate(cell: Cell) -> str:
+    """req/s, or echoes/s for the WebSocket rows."""
+    value = med(cell, "rps") or med(cell, "msgs_per_s")
+    return num(value) + (" echo/s" if med(cell, "msgs_per_s") else "")
+
+
+def loop_cores(cell: Cell) -> str:
+    """Each IO thread's CPU (cores), from the last round."""
+    shares = med(cell, "io_loop_cores")
+    return " + ".join(f"{x:.2f}" for x in shares) if shares else "—"
+
+
+def loops(data: Data, notes: Notes) -> list[str]:
+    per_request = metric("IO threads' CPU µs per request", "io_us_per_request", 1)
+    ceiling: Column = (
+        "one loop's ceiling (1e6 ÷ µs)",
+        lambda c: num(1e6 / v) if (v := med(c, "io_us_per_request")) else "—",
+    )
+    spread: Column = (
+        "CPU per process (cores)",
+        lambda c: " / ".join(f"{x:.2f}" for x in med(c, "process_cores") or []) or "—",
+    )
+    rate_column: Column = ("req/s or echo/s", rate)
+    columns = [INTERP, SETTINGS, WORKLOAD, rate_column, P99, CPU]
+    columns += [("IO threads (cores)", loop_cores), per_request, ceiling, spread]
+    return notes.table(data["cells"], columns, 3)
+
+
 def slowloris(data: Data, notes: Notes) -> list[str]:
     still = metric("attackers still open after header_timeout", "attackers_still_open")
     columns = [INTERP, SETTINGS, WORKLOAD, metric("normal client's requests", "requests")]
@@ -517,6 +545,7 @@ SECTIONS: dict[str, Callable[[Data, Notes], list[str]]] = {
     "db": db,
     "compression": compression,
     "scaling": scaling,
+    "loops": loops,
     "slowloris": slowloris,
     "soak": soak,
     "micro": micro,
@@ -662,6 +691,15 @@ def headline_ratios(title: str, cells: list[Cell]) -> str:
     return f"{title}, 2 ÷ 1 workers: " + ", ".join(parts)
 
 
+def headline_loops(cells: list[Cell]) -> str:
+    parts = []
+    for c in cells:
+        cost = med(c, "io_us_per_request")
+        what = f"{c['workload']} {c['interpreter']} {c['settings'].split(', ')[0]} {rate(c)}"
+        parts.append(what + (f" (IO {cost:.1f} µs each)" if cost else ""))
+    return "IO loops and processes: " + ", ".join(parts)
+
+
 def headline_slowloris(cells: list[Cell]) -> str:
     parts = [
         f"{c['interpreter']} with {c['workload']} {ms(med(c, 'p99_ms'))}"
@@ -694,6 +732,7 @@ HEADLINES: dict[str, Callable[[list[Cell]], str]] = {
     "db": headline_db,
     "compression": lambda cells: headline_ratios("Compression (~100 KB JSON)", cells),
     "scaling": lambda cells: headline_ratios("GIL vs no GIL", cells),
+    "loops": headline_loops,
     "slowloris": headline_slowloris,
     "soak": headline_soak,
 }
