@@ -4,10 +4,11 @@
 On `/` (wrk, 64 connections), a 64-byte WebSocket echo (100 Node.js ws clients,
 deflate off) and HTTP/2 `/` (h2load -c10 -m10), mummy on 3.13t with `io_threads` 1
 and 2 (2 x cores fixed workers), and `/` with `python -m mummy --processes 2` on both
-builds. Every round records each IO thread's CPU (threads named mummy-io*, read from
-/proc) and `io_us_per_request`: their CPU per request or echo, so 1e6 / it is the most
-one loop can serve; for --processes, each process's CPU (the spread over the
-children). --quick: `/` with 1 and 2 loops on 3.13t."""
+builds beside the GIL build's single process. Every round records each IO thread's
+CPU (threads named mummy-io*, read from /proc) and `io_us_per_request`: their CPU per
+request or echo, so 1e6 / it is the most one loop can serve; for --processes, each
+process's CPU (the spread over the children). --quick: `/` with 1 and 2 loops on
+3.13t."""
 
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ def plan(ctx: Context) -> tuple[list[Group], dict[str, Any]]:
             workload = load.h2load("h2 /", "/", H2_CLIENTS, H2_STREAMS, ctx.warmup(1))
             groups.append(Group(h2, [workload]))
     if not ctx.quick:
+        for interp in ctx.builds("gil"):  # the GIL build's one process, beside its two
+            settings = f"io_threads=1, workers={WORKERS}"
+            http = ctx.mummy(interp, "mummy_app.py", [str(WORKERS)], settings)
+            groups.append(Group(http, [load.wrk("/", "/", CONNECTIONS, warmup_s=ctx.warmup(1))]))
         for interp in ctx.builds():
             groups.append(
                 Group(
