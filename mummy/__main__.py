@@ -114,6 +114,14 @@ def parser() -> argparse.ArgumentParser:
     limits.add_argument("--queue-timeout", type=float, default=None)
     p.add_argument("--no-compress", action="store_true", help="never compress responses")
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Prometheus metrics on http://METRICS_ADDRESS:PORT/metrics, a listener of its own "
+        "(needs the metrics extra: pip install 'mummy-server[metrics]')",
+    )
+    p.add_argument("--metrics-address", default="127.0.0.1", help="where --metrics-port listens")
+    p.add_argument(
         "--forwarded-allow-ips",
         default=None,
         help="proxies trusted for X-Forwarded-*/Forwarded: they set request.remote_address "
@@ -211,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
             threading.Thread(
                 target=tell_ready, args=(server, args.ready_fd), name="mummy-ready", daemon=True
             ).start()
+        metrics = {"metrics_port": args.metrics_port, "metrics_address": args.metrics_address}
         if args.child_fd is not None:
-            server.serve(args.port, args.host, fd=args.child_fd)
+            server.serve(args.port, args.host, fd=args.child_fd, **metrics)
         else:
-            server.serve(args.port, args.host, uds=args.uds, fd=args.fd, reuse_port=args.reuse_port)
+            bind = {"uds": args.uds, "fd": args.fd, "reuse_port": args.reuse_port}
+            server.serve(args.port, args.host, **bind, **metrics)
     except MummyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -229,6 +239,11 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         raise MummyError(f"--processes must be at least 1, got {args.processes}")
     if args.reload:
         raise MummyError("--reload runs one process: drop --processes while developing")
+    if args.metrics_port is not None:
+        raise MummyError(
+            "--metrics-port with --processes is not built yet (each child would need the "
+            "port): run one process with --io-threads, or scrape without --processes"
+        )
     listener = make_listener(
         args.port, args.host, uds=args.uds, fd=args.fd, reuse_port=args.reuse_port
     )

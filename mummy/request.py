@@ -94,6 +94,7 @@ class Request:
         "_keep_alive",
         "_respond_lock",
         "_started",
+        "_status",
         "_stream_id",
         "body",
         "headers",
@@ -154,6 +155,7 @@ class Request:
         self._ctx = ctx
         self._started = time.monotonic()
         self._stream_id = parsed.stream_id
+        self._status = 0  # the status sent, once responded
         # A non-blocking acquire is an atomic test-and-set on both builds.
         self._respond_lock = threading.Lock()
 
@@ -202,8 +204,7 @@ class Request:
             raise MummyError(
                 f"{self.method} {self.uri} has already been responded to; respond exactly once"
             )
-        if ctx.config.access_log:
-            self._log_access(status, size)
+        self._answered(status, size)
         self._conn.post(item)
 
     def respond_stream(
@@ -255,8 +256,7 @@ class Request:
             return
         self._claim()
         conn, config = self._conn, self._ctx.config
-        if config.access_log:
-            self._log_access(head.status, 0)
+        self._answered(head.status, 0)
         stream = ResponseStream(
             conn, self._stream_id, head, body, iterator, context, config, conn.streams
         )
@@ -294,8 +294,7 @@ class Request:
             registry=conn.streams,
         )
         events = EventStream(self, engine)
-        if config.access_log:
-            self._log_access(200, 0)
+        self._answered(200, 0)
         if head.no_body:
             engine.closed = True  # HEAD: the head only, and a stream that is over
             conn.post(self._head_only(head))
@@ -388,8 +387,7 @@ class Request:
             segment.close()
             raise
         segment.keep_alive = head.keep_alive
-        if self._ctx.config.access_log:
-            self._log_access(status, segment.left)
+        self._answered(status, segment.left)
         conn.post(FileStart(conn, head.wire, segment))
 
     def _stream_head(self, status: int, pairs: list[tuple[str, str]], compress: bool) -> StreamHead:
@@ -447,8 +445,7 @@ class Request:
         conn = self._conn
         engine = WebSocketEngine(proto, conn, conn.post, ctx.config.websocket_send_buffer_len)
         ws = WebSocket(self, engine)
-        if ctx.config.access_log:
-            self._log_access(101, 0)
+        self._answered(101, 0)
         conn.post(Upgrade(conn, wire, engine))
         return ws
 
@@ -458,6 +455,12 @@ class Request:
         if status not in (301, 302, 303, 307, 308):
             raise MummyError(f"redirect status must be 301, 302, 303, 307 or 308, not {status}")
         self.respond(status, {"Location": location})
+
+    def _answered(self, status: int, size: int) -> None:
+        """The response is on its way: its status for the metrics, a line for the access log."""
+        self._status = status
+        if self._ctx.config.access_log:
+            self._log_access(status, size)
 
     def _log_access(self, status: int, size: int) -> None:
         # nginx's "combined" format, with the handler's duration in seconds appended.

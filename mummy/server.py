@@ -35,6 +35,7 @@ from mummy.core.messages import (
     WebSocketEvent,
     WebSocketTask,
 )
+from mummy.core.metrics import Metrics
 from mummy.core.protocols import connection_driver
 from mummy.core.response import error_response
 from mummy.core.ring import TaskRing
@@ -166,6 +167,9 @@ class Server:
         self._close_lock = threading.Lock()
         self._closing_started = False
         self._port = 0
+        self._metrics: Metrics | None = None
+        self._exporter: Any = None  # the metrics HTTP server
+        self._started_at = 0.0
 
     def __getattr__(self, name: str) -> object:
         # The options, as attributes (read-only: the config is frozen).
@@ -196,13 +200,17 @@ class Server:
         ssl_context: ssl.SSLContext | None = None,
         certfile: str | None = None,
         keyfile: str | None = None,
+        metrics_port: int | None = None,
+        metrics_address: str = "127.0.0.1",
     ) -> None:
         """Listen and serve in the background; returns once listening.
 
         `address="::"` listens dual-stack (IPv6 and IPv4); `uds=PATH` on a Unix
         socket; `fd=N` on an inherited listening socket (systemd socket
         activation); `reuse_port=True` lets several processes share the port.
-        `ssl_context` (or `certfile`/`keyfile`) serves HTTPS; ALPN is set on it."""
+        `ssl_context` (or `certfile`/`keyfile`) serves HTTPS; ALPN is set on it.
+        `metrics_port`: Prometheus metrics on http://metrics_address:metrics_port/metrics
+        (mummy.metrics; needs the `metrics` extra)."""
         if self._loops:
             raise MummyError("this server has already been started; make a new Server")
         config = self.config
@@ -232,7 +240,12 @@ class Server:
         ctx = ResponseContext(closing=lambda: self._closing_started, config=config)
         # Positional: a partial with keywords copies its (shared) keyword dict per call.
         make_request = functools.partial(Request, ctx)
-        runtime = WorkerRuntime(config, self.handler, make_request, self._dispatch_websocket)
+        if metrics_port is not None:
+            self._metrics = Metrics()
+        runtime = WorkerRuntime(
+            config, self.handler, make_request, self._dispatch_websocket, self._metrics
+        )
+        self._started_at = time.monotonic()
         low, high = config.pool_bounds()
         self._pool = WorkerPool(
             ring,
@@ -249,6 +262,15 @@ class Server:
             )
             self._io_threads.append(thread)
             thread.start()
+        if metrics_port is not None:
+            from mummy.metrics import start_exporter
+
+            try:
+                self._exporter = start_exporter(self, metrics_port, metrics_address)
+            except MummyError:
+                threading.Thread(target=self.close, daemon=True).start()
+                raise
+            log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
         self._ready.set()
         if uds is not None:
             where = f"unix:{uds}"
@@ -278,6 +300,8 @@ class Server:
         ssl_context: ssl.SSLContext | None = None,
         certfile: str | None = None,
         keyfile: str | None = None,
+        metrics_port: int | None = None,
+        metrics_address: str = "127.0.0.1",
     ) -> None:
         """Listen on address:port (or `uds`/`fd`, with TLS: as for `start`) and
         serve until `close()`; blocks.
@@ -301,6 +325,8 @@ class Server:
             ssl_context=ssl_context,
             certfile=certfile,
             keyfile=keyfile,
+            metrics_port=metrics_port,
+            metrics_address=metrics_address,
         )
         restore: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -367,6 +393,9 @@ class Server:
                 loop.finish(deadline)
             for thread in self._io_threads:
                 thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
+            if self._exporter is not None:
+                self._exporter.shutdown()
+                self._exporter.server_close()
             if self._log_handler is not None:
                 log.removeHandler(self._log_handler)
             self._stopped.set()

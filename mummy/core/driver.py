@@ -31,6 +31,8 @@ class Driver:
 
     # After `last_word`: shut the write side and linger (RFC 9112 §9.6), or close.
     linger_on_close: ClassVar[bool] = True
+    # The `protocol` label of the connections gauge (mummy_connections).
+    protocol: ClassVar[str] = "other"
 
     def __init__(self, loop: EventLoop, conn: Connection) -> None:
         self.loop = loop

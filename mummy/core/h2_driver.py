@@ -195,6 +195,7 @@ class H2Driver(Driver):
         "_waiting",
         "shared",
     )
+    protocol = "http2"
 
     def __init__(self, loop: EventLoop, conn: Connection, inbuf: bytearray) -> None:
         # Imported here: h2 is an optional extra, needed once a client speaks HTTP/2.

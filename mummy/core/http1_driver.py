@@ -61,6 +61,7 @@ class Http1Driver(Driver):
         "stream_timer",
         "waiting",
     )
+    protocol = "http1"
 
     def __init__(self, loop: EventLoop, conn: Connection, inbuf: bytearray | None = None) -> None:
         super().__init__(loop, conn)

@@ -74,6 +74,10 @@ class EventLoop(Transport):
         self.after_drain: set[Driver] = set()
         self.closing = False  # close() began: no new work
         self.index = index  # which of the server's loops (io_threads)
+        # Connections opened and ended, by driver protocol (a switch ends one protocol
+        # and opens the next): the connections gauge is their difference.
+        self.opened: dict[str, int] = {}
+        self.ended: dict[str, int] = {}
         # HTTP/1.1 connections idle when close() began: each gets a moment to send
         # one last request (Http1Driver.server_closing).
         # IO thread writes; the closing thread reads it (an int: a benign race).
@@ -255,17 +259,24 @@ class EventLoop(Transport):
             conn.driver = Driver(self, conn)  # in case the factory fails
             try:
                 conn.driver = self._new_driver(self, conn)
+                self._count(self.opened, conn.driver.protocol)
                 conn.driver.start()
             except Exception as exc:
                 self._fault(conn, exc)
 
     # --- timers and closing ----------------------------------------------------
 
+    @staticmethod
+    def _count(counts: dict[str, int], protocol: str) -> None:
+        counts[protocol] = counts.get(protocol, 0) + 1
+
     def arm(self, timer: Timer, seconds: float, kind: int) -> None:
         self.wheel.arm(timer, time.monotonic() + seconds, kind)
 
     def switch(self, conn: Connection, driver: Driver) -> None:
         """The connection now speaks another protocol (h2c, WebSocket, after TLS)."""
+        self._count(self.ended, conn.driver.protocol)
+        self._count(self.opened, driver.protocol)
         conn.driver = driver
         driver.start()
 
@@ -273,6 +284,7 @@ class EventLoop(Transport):
         if conn.closed:
             return
         super().close(conn)
-        self._conns.pop(conn.fd, None)
+        if self._conns.pop(conn.fd, None) is not None and conn.driver.protocol != "other":
+            self._count(self.ended, conn.driver.protocol)
         if not self._acceptor.accepting:  # paused at max_connections: there is room now
             self._acceptor.resume(len(self._conns), time.monotonic())

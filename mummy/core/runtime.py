@@ -31,6 +31,7 @@ from mummy.core.messages import (
     WebSocketEvent,
     WebSocketTask,
 )
+from mummy.core.metrics import Metrics, WorkerCounts
 from mummy.core.response import error_message
 from mummy.core.target import TargetError, parse_query, split_target
 from mummy.core.wsengine import Event, Message, WebSocketEngine
@@ -46,6 +47,7 @@ class HandledRequest(Protocol):
 
     method: str
     uri: str
+    _status: int  # the status sent (0: none yet)
 
     @property
     def responded(self) -> bool: ...
@@ -64,14 +66,28 @@ class WorkerRuntime[Req: HandledRequest]:
         # (conn, the parsed request, its decoded path, its query pairs, its decoded body)
         make_request: Callable[[Connection, ParsedRequest, str, list[tuple[str, str]], bytes], Req],
         dispatch_websocket: WebSocketDispatch,
+        metrics: Metrics | None = None,
     ) -> None:
         self._config = config
         self._handler = handler
         self._make_request = make_request
         self._dispatch_websocket = dispatch_websocket
+        self._metrics = metrics
 
     def run(self, task: Task) -> None:
         """A worker runs this for each task (an HTTP request inline: the hot path)."""
+        metrics = self._metrics
+        if metrics is None:
+            self._run(task, None)
+            return
+        counts = metrics.mine()
+        counts.started += 1
+        try:
+            self._run(task, counts)
+        finally:
+            counts.finished += 1
+
+    def _run(self, task: Task, counts: WorkerCounts | None) -> None:
         if not isinstance(task, HttpTask):
             if isinstance(task, H2Task):
                 task.session.feed(task.data)  # posts the H2Output that ends it
@@ -83,27 +99,37 @@ class WorkerRuntime[Req: HandledRequest]:
                 self._run_tls_step(task)
             return
         conn, parsed = task.conn, task.request
-        request = None
+        request: Req | int = 500
         try:
-            request = self._request(conn, parsed)
-            if request is not None:
+            request = self._request(conn, parsed, counts)
+            if not isinstance(request, int):
                 self._call_handler(request)
         except BaseException:
             log.exception("failed to serve %s %s", parsed.head.method, parsed.head.target)
-            if request is None or not request.responded:
+            if isinstance(request, int) or not request.responded:
                 why = "the server failed to handle the request"
                 conn.post(error_message(conn, parsed.stream_id, 500, why))
+                request = 500
+        if counts is not None:
+            status = request if isinstance(request, int) else request._status or 500
+            protocol = "http2" if parsed.stream_id else "http1"
+            seconds = time.monotonic() - parsed.received_at
+            counts.request(parsed.head.method, status, protocol, seconds)
 
-    def _request(self, conn: Connection, parsed: ParsedRequest) -> Req | None:
-        """The handler's request, or None when it was answered already (shed by
-        queue_timeout, a bad target, a body that does not decode)."""
+    def _request(
+        self, conn: Connection, parsed: ParsedRequest, counts: WorkerCounts | None
+    ) -> Req | int:
+        """The handler's request, or the status it was answered with already (shed
+        by queue_timeout, a bad target, a body that does not decode)."""
         head, body = parsed.head, parsed.body
         queue_timeout = self._config.queue_timeout
         if queue_timeout is not None and time.monotonic() - parsed.received_at > queue_timeout:
             # Load shedding: answering late is worse than answering "later".
             why = "the request waited too long for a worker"
             conn.post(error_message(conn, parsed.stream_id, 503, why))
-            return None
+            if counts is not None:
+                counts.shed += 1
+            return 503
         try:
             path, raw_query = split_target(head.target)
             query = parse_query(raw_query) if raw_query else []
@@ -111,10 +137,10 @@ class WorkerRuntime[Req: HandledRequest]:
                 body = decode_body(body, head.content_encoding, self._config.max_body_len)
         except TargetError as exc:
             conn.post(error_message(conn, parsed.stream_id, 400, str(exc)))
-            return None
+            return 400
         except DecodeError as exc:
             conn.post(error_message(conn, parsed.stream_id, exc.status, str(exc)))
-            return None
+            return exc.status
         return self._make_request(conn, parsed, path, query, body)
 
     def _call_handler(self, request: Req) -> None:

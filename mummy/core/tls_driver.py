@@ -25,6 +25,7 @@ NextDriver = Callable[["EventLoop", "Connection", str | None, bytearray], Driver
 
 class TlsHandshakeDriver(Driver):
     __slots__ = ("_next", "busy", "inbuf", "tls")
+    protocol = "tls_handshake"
 
     def __init__(
         self, loop: EventLoop, conn: Connection, context: ssl.SSLContext, next_driver: NextDriver

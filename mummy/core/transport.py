@@ -33,6 +33,7 @@ class Transport:
         self._ep = poller
         self.wheel = wheel
         self._faults = faults
+        self.bytes_sent = 0  # to sockets, TLS records included (this IO thread writes it)
 
     def read(self, conn: Connection) -> None:
         try:
@@ -87,6 +88,7 @@ class Transport:
             except OSError:
                 self.close(conn)
                 return
+            self.bytes_sent += sent
             if sent == len(data):
                 return
             view = memoryview(data)[sent:]
@@ -108,6 +110,7 @@ class Transport:
                 self.close(conn)
                 return
             conn.out_len -= sent
+            self.bytes_sent += sent
             if sent < len(view):
                 out[0] = view[sent:]
                 break
@@ -139,6 +142,7 @@ class Transport:
             log.warning("a file sent to %s was truncated meanwhile; closing", conn.remote_address)
             self.close(conn)
             return False
+        self.bytes_sent += sent
         segment.offset += sent
         segment.left -= sent
         if not segment.left:

@@ -37,6 +37,7 @@ PING_FRAME = b"\x89\x00"
 
 class WebSocketDriver(Driver):
     __slots__ = ("busy", "engine", "gone_pending", "inbuf", "ping_timer")
+    protocol = "websocket"
 
     linger_on_close = False
 

@@ -19,6 +19,10 @@ class WebSocketRegistry:
         self._open: set[WebSocketEngine] = set()
         self._closed = False
 
+    def __len__(self) -> int:
+        """Any thread: WebSockets open now (a set's length: one atomic read)."""
+        return len(self._open)
+
     def add(self, engine: WebSocketEngine) -> bool:
         """Worker, before OPEN: False once the server is closing (no OPEN then)."""
         with self._lock:
