@@ -74,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     # Set by the supervisor for its children: the inherited socket, the readiness pipe.
     p.add_argument("--child-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--metrics-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--workers",
         type=int,
@@ -221,7 +222,18 @@ def main(argv: list[str] | None = None) -> int:
             ).start()
         metrics = {"metrics_port": args.metrics_port, "metrics_address": args.metrics_address}
         if args.child_fd is not None:
-            server.serve(args.port, args.host, fd=args.child_fd, **metrics)
+            pusher = None
+            if args.metrics_fd is not None:  # counts go to the supervisor's /metrics
+                from mummy.metrics import push_snapshots
+
+                server._count_for_supervisor = True
+                pusher = threading.Thread(
+                    target=push_snapshots, args=(server, args.metrics_fd), daemon=True
+                )
+                pusher.start()
+            server.serve(args.port, args.host, fd=args.child_fd)
+            if pusher is not None:
+                pusher.join(5.0)  # its last snapshot
         else:
             bind = {"uds": args.uds, "fd": args.fd, "reuse_port": args.reuse_port}
             server.serve(args.port, args.host, **bind, **metrics)
@@ -239,15 +251,11 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
         raise MummyError(f"--processes must be at least 1, got {args.processes}")
     if args.reload:
         raise MummyError("--reload runs one process: drop --processes while developing")
-    if args.metrics_port is not None:
-        raise MummyError(
-            "--metrics-port with --processes is not built yet (each child would need the "
-            "port): run one process with --io-threads, or scrape without --processes"
-        )
     listener = make_listener(
         args.port, args.host, uds=args.uds, fd=args.fd, reuse_port=args.reuse_port
     )
-    return Supervisor(argv, args.processes, listener).run()
+    metrics = None if args.metrics_port is None else (args.metrics_port, args.metrics_address)
+    return Supervisor(argv, args.processes, listener, metrics=metrics).run()
 
 
 def tell_ready(server: Server, fd: int) -> None:

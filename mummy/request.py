@@ -25,6 +25,7 @@ from mummy.core.messages import (
     StreamStart,
     Upgrade,
 )
+from mummy.core.metrics import Metrics
 from mummy.core.response import CHUNKED, StreamHead, encode_response, stream_head
 from mummy.core.sse import SseEngine
 from mummy.core.streams import ResponseStream
@@ -59,6 +60,7 @@ class ResponseContext:
 
     closing: Callable[[], bool]  # close() began: answer with Connection: close
     config: ServerConfig
+    metrics: Metrics | None = None  # metrics_port: each response is counted as it goes
 
 
 def _header_pairs(headers: HeadersInput) -> list[tuple[str, str]]:
@@ -92,9 +94,9 @@ class Request:
         "_conn",
         "_ctx",
         "_keep_alive",
+        "_received_at",
         "_respond_lock",
         "_started",
-        "_status",
         "_stream_id",
         "body",
         "headers",
@@ -155,7 +157,7 @@ class Request:
         self._ctx = ctx
         self._started = time.monotonic()
         self._stream_id = parsed.stream_id
-        self._status = 0  # the status sent, once responded
+        self._received_at = parsed.received_at
         # A non-blocking acquire is an atomic test-and-set on both builds.
         self._respond_lock = threading.Lock()
 
@@ -457,9 +459,15 @@ class Request:
         self.respond(status, {"Location": location})
 
     def _answered(self, status: int, size: int) -> None:
-        """The response is on its way: its status for the metrics, a line for the access log."""
-        self._status = status
-        if self._ctx.config.access_log:
+        """The response is about to be posted: counted (before the post, so that on
+        the GIL build the IO thread it wakes does not wait for the count), and a line
+        for the access log."""
+        ctx = self._ctx
+        if ctx.metrics is not None:
+            protocol = "http2" if self._stream_id else "http1"
+            seconds = time.monotonic() - self._received_at
+            ctx.metrics.mine().request(self.method, status, protocol, seconds)
+        if ctx.config.access_log:
             self._log_access(status, size)
 
     def _log_access(self, status: int, size: int) -> None:

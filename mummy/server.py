@@ -168,6 +168,7 @@ class Server:
         self._closing_started = False
         self._port = 0
         self._metrics: Metrics | None = None
+        self._count_for_supervisor = False  # a --processes child: counts, no listener
         self._exporter: Any = None  # the metrics HTTP server
         self._started_at = 0.0
 
@@ -237,11 +238,13 @@ class Server:
             )
             for i, (sock, loop_ring) in enumerate(zip(listeners, rings, strict=True))
         ]
-        ctx = ResponseContext(closing=lambda: self._closing_started, config=config)
+        if metrics_port is not None or self._count_for_supervisor:
+            self._metrics = Metrics()
+        ctx = ResponseContext(
+            closing=lambda: self._closing_started, config=config, metrics=self._metrics
+        )
         # Positional: a partial with keywords copies its (shared) keyword dict per call.
         make_request = functools.partial(Request, ctx)
-        if metrics_port is not None:
-            self._metrics = Metrics()
         runtime = WorkerRuntime(
             config, self.handler, make_request, self._dispatch_websocket, self._metrics
         )

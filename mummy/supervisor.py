@@ -25,6 +25,7 @@ whenever none is accepting, so a child restarting loses nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import select
@@ -52,6 +53,8 @@ class Child:
     ready_fd: int  # read end of the pipe the child writes b"1" to once listening
     started: float
     ready: bool = False
+    metrics_fd: int = -1  # read end of the pipe of its metrics snapshots (--metrics-port)
+    partial: bytes = b""  # a snapshot line not complete yet
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Supervisor:
     processes: int
     listener: socket.socket
     stop_timeout: float = 15.0
+    metrics: tuple[int, str] | None = None  # (port, address): the one /metrics for all
     slots: list[Slot] = field(init=False)
     retiring: list[Child] = field(default_factory=list)  # closing gracefully
     starting: Child | None = None  # a rolling restart's new child, not yet listening
@@ -85,9 +89,21 @@ class Supervisor:
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
         restore = {sig: signal.signal(sig, self._on_signal) for sig in handled}
         self._wake_fd = wake_r
+        exporter = None
+        if self.metrics is not None:
+            from mummy.metrics import Aggregate, serve_metrics
+
+            self._aggregate = Aggregate()
+            exporter = serve_metrics(self._aggregate, *self.metrics)
+            log.info(
+                "metrics of every child on http://%s:%d/metrics", self.metrics[1], self.metrics[0]
+            )
         try:
             return self._supervise()
         finally:
+            if exporter is not None:
+                exporter.shutdown()
+                exporter.server_close()
             for sig, handler in restore.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(previous_wakeup)
@@ -133,22 +149,21 @@ class Supervisor:
     def _spawn(self, slot: int) -> Child:
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         listen_fd = self.listener.fileno()
-        command = [
-            sys.executable,
-            "-m",
-            "mummy",
-            *self.argv,
-            "--child-fd",
-            str(listen_fd),
-            "--ready-fd",
-            str(ready_w),
-        ]
+        command = [sys.executable, "-m", "mummy", *self.argv]
+        command += ["--child-fd", str(listen_fd), "--ready-fd", str(ready_w)]
+        passed = [listen_fd, ready_w]
+        metrics_r = -1
+        if self.metrics is not None:
+            metrics_r, metrics_w = os.pipe2(os.O_CLOEXEC)
+            command += ["--metrics-fd", str(metrics_w)]
+            passed.append(metrics_w)
         try:
-            proc = subprocess.Popen(command, pass_fds=(listen_fd, ready_w))
+            proc = subprocess.Popen(command, pass_fds=passed)
         finally:
-            os.close(ready_w)
+            for fd in passed[1:]:
+                os.close(fd)
         log.info("supervisor: started child %d (pid %d)", slot, proc.pid)
-        return Child(slot, proc, ready_r, time.monotonic())
+        return Child(slot, proc, ready_r, time.monotonic(), metrics_fd=metrics_r)
 
     def _children(self) -> list[Child]:
         current = [slot.child for slot in self.slots if slot.child is not None]
@@ -156,9 +171,11 @@ class Supervisor:
 
     def _wait(self, timeout: float) -> None:
         """Sleep until a signal, a child's ready byte, or `timeout` seconds."""
-        waiting = {c.ready_fd: c for c in self._children() if not c.ready and c.ready_fd >= 0}
+        children = self._children()
+        waiting = {c.ready_fd: c for c in children if not c.ready and c.ready_fd >= 0}
+        pushing = {c.metrics_fd: c for c in children if c.metrics_fd >= 0}
         try:
-            readable, _, _ = select.select([self._wake_fd, *waiting], [], [], timeout)
+            readable, _, _ = select.select([self._wake_fd, *waiting, *pushing], [], [], timeout)
         except InterruptedError:
             return
         for fd in readable:
@@ -167,8 +184,35 @@ class Supervisor:
                     os.read(fd, 512)
                 except BlockingIOError:
                     pass
-            else:
+            elif fd in waiting:
                 self._ready_byte(waiting[fd])
+            else:
+                self._read_metrics(pushing[fd])
+
+    def _read_metrics(self, child: Child) -> bool:
+        """Take what the child pushed; the latest complete snapshot replaces its last.
+        False at the end of the pipe (the child has exited)."""
+        data = os.read(child.metrics_fd, 1 << 20)
+        if not data:
+            os.close(child.metrics_fd)
+            child.metrics_fd = -1
+            return False
+        *lines, child.partial = (child.partial + data).split(b"\n")
+        if lines:
+            try:
+                self._aggregate.update(child.proc.pid, json.loads(lines[-1]))
+            except ValueError:
+                log.warning("supervisor: child pid %d sent bad metrics", child.proc.pid)
+        return True
+
+    def _gone(self, child: Child) -> None:
+        """An exited child: its last snapshot read, its counts retired; pipes closed."""
+        self._close_ready(child)
+        if child.metrics_fd >= 0:
+            while self._read_metrics(child):
+                pass
+        if self.metrics is not None:
+            self._aggregate.retire(child.proc.pid)
 
     def _ready_byte(self, child: Child) -> None:
         if os.read(child.ready_fd, 1) == b"1":
@@ -188,12 +232,12 @@ class Supervisor:
         supervisor must give up (a configuration error), else None."""
         for gone in [c for c in self.retiring if c.proc.poll() is not None]:
             self.retiring.remove(gone)
-            self._close_ready(gone)
+            self._gone(gone)
         for index, slot in enumerate(self.slots):
             child = slot.child
             if child is None or child.proc.poll() is None:
                 continue
-            self._close_ready(child)
+            self._gone(child)
             slot.child = None
             code = child.proc.returncode
             if code == CONFIG_ERROR and not child.ready and not self._ever_ready:
@@ -239,7 +283,7 @@ class Supervisor:
                 )
                 _signal(new, signal.SIGKILL)
                 new.proc.wait()
-                self._close_ready(new)
+                self._gone(new)
                 return
             old = slot.child
             slot.child = new
@@ -262,7 +306,7 @@ class Supervisor:
                 log.warning("supervisor: child pid %d did not stop; killing it", child.proc.pid)
                 _signal(child, signal.SIGKILL)
                 child.proc.wait()
-            self._close_ready(child)
+            self._gone(child)
 
 
 def backoff(quick_deaths: int) -> float:

@@ -2,8 +2,8 @@
 of pure Python, `/gil` whether the GIL is on. Twins for the peers: wsgi_app.py, asgi_app.py.
 
 Run: .venv-ft/bin/python bench/apps/mummy_app.py PORT [WORKERS] [HEADER_TIMEOUT]
-(workers and header_timeout left out: mummy's defaults; BENCH_IO_THREADS=N in the
-environment: io_threads)
+(workers and header_timeout left out: mummy's defaults; in the environment,
+BENCH_IO_THREADS=N: io_threads, BENCH_METRICS_PORT=P: metrics_port)
 """
 
 import os
@@ -30,6 +30,6 @@ if __name__ == "__main__":
     port, workers = port_and_workers(sys.argv)
     options: dict[str, float] = {"header_timeout": float(sys.argv[3])} if len(sys.argv) > 3 else {}
     io_threads = int(os.environ.get("BENCH_IO_THREADS", "1"))
-    mummy.Server(handler, workers=workers, io_threads=io_threads, **options).serve(
-        port, "127.0.0.1"
-    )
+    metrics = os.environ.get("BENCH_METRICS_PORT")
+    server = mummy.Server(handler, workers=workers, io_threads=io_threads, **options)
+    server.serve(port, "127.0.0.1", metrics_port=int(metrics) if metrics else None)

@@ -13,6 +13,7 @@ NAMES = (
     "compression",
     "scaling",
     "loops",
+    "metrics",
     "slowloris",
     "soak",
     "micro",

@@ -47,7 +47,6 @@ class HandledRequest(Protocol):
 
     method: str
     uri: str
-    _status: int  # the status sent (0: none yet)
 
     @property
     def responded(self) -> bool: ...
@@ -99,48 +98,51 @@ class WorkerRuntime[Req: HandledRequest]:
                 self._run_tls_step(task)
             return
         conn, parsed = task.conn, task.request
-        request: Req | int = 500
+        request = None
         try:
             request = self._request(conn, parsed, counts)
-            if not isinstance(request, int):
+            if request is not None:
                 self._call_handler(request)
         except BaseException:
             log.exception("failed to serve %s %s", parsed.head.method, parsed.head.target)
-            if isinstance(request, int) or not request.responded:
-                why = "the server failed to handle the request"
-                conn.post(error_message(conn, parsed.stream_id, 500, why))
-                request = 500
+            if request is None or not request.responded:
+                self._answer(conn, parsed, counts, 500, "the server failed to handle the request")
+
+    @staticmethod
+    def _answer(
+        conn: Connection, parsed: ParsedRequest, counts: WorkerCounts | None, status: int, why: str
+    ) -> None:
+        """The server's own answer to a request (no handler answered): counted, then posted."""
         if counts is not None:
-            status = request if isinstance(request, int) else request._status or 500
             protocol = "http2" if parsed.stream_id else "http1"
             seconds = time.monotonic() - parsed.received_at
             counts.request(parsed.head.method, status, protocol, seconds)
+        conn.post(error_message(conn, parsed.stream_id, status, why))
 
     def _request(
         self, conn: Connection, parsed: ParsedRequest, counts: WorkerCounts | None
-    ) -> Req | int:
-        """The handler's request, or the status it was answered with already (shed
-        by queue_timeout, a bad target, a body that does not decode)."""
+    ) -> Req | None:
+        """The handler's request, or None when it was answered already (shed by
+        queue_timeout, a bad target, a body that does not decode)."""
         head, body = parsed.head, parsed.body
         queue_timeout = self._config.queue_timeout
         if queue_timeout is not None and time.monotonic() - parsed.received_at > queue_timeout:
             # Load shedding: answering late is worse than answering "later".
-            why = "the request waited too long for a worker"
-            conn.post(error_message(conn, parsed.stream_id, 503, why))
             if counts is not None:
                 counts.shed += 1
-            return 503
+            self._answer(conn, parsed, counts, 503, "the request waited too long for a worker")
+            return None
         try:
             path, raw_query = split_target(head.target)
             query = parse_query(raw_query) if raw_query else []
             if head.content_encoding is not None and body:
                 body = decode_body(body, head.content_encoding, self._config.max_body_len)
         except TargetError as exc:
-            conn.post(error_message(conn, parsed.stream_id, 400, str(exc)))
-            return 400
+            self._answer(conn, parsed, counts, 400, str(exc))
+            return None
         except DecodeError as exc:
-            conn.post(error_message(conn, parsed.stream_id, exc.status, str(exc)))
-            return exc.status
+            self._answer(conn, parsed, counts, exc.status, str(exc))
+            return None
         return self._make_request(conn, parsed, path, query, body)
 
     def _call_handler(self, request: Req) -> None:

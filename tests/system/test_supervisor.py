@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 from tests.servers import HANG_S, ServerProcess, wait_for
@@ -55,20 +56,20 @@ def children(supervisor: ServerProcess) -> set[int]:
     return {int(p) for p in text.split()}
 
 
-def pids_answering(port: int, wanted: set[int] | int) -> set[int]:
-    """PIDs seen answering fresh connections from 4 threads, until `wanted` (a count or
-    a set that must all be seen) or HANG_S."""
-    seen: set[int] = set()
+def pids_answering(port: int, wanted: set[int] | int) -> collections.Counter[int]:
+    """Requests answered by each PID, over fresh connections from 4 threads, until
+    `wanted` (a count of PIDs, or a set that must all be seen) or HANG_S."""
+    seen: collections.Counter[int] = collections.Counter()
     lock = threading.Lock()
 
     def enough() -> bool:
-        return len(seen) >= wanted if isinstance(wanted, int) else wanted <= seen
+        return len(seen) >= wanted if isinstance(wanted, int) else wanted <= set(seen)
 
     def client() -> None:
         while not enough():
             pid = int(get(port))
             with lock:
-                seen.add(pid)
+                seen[pid] += 1
 
     threads = [threading.Thread(target=client) for _ in range(4)]
     for thread in threads:
@@ -84,7 +85,7 @@ def test_answers_come_from_every_child_and_each_is_the_supervisors(tmp_path: Pat
         assert wait_for(lambda: server.output.count("is listening") == 2), server.output
         kids = children(server)
         assert len(kids) == 2
-        assert pids_answering(server.port, kids) == kids
+        assert set(pids_answering(server.port, kids)) == kids
         assert server.stop() == 0, server.output
         assert not any(Path(f"/proc/{pid}").exists() for pid in kids)
 
@@ -106,7 +107,7 @@ def test_a_killed_child_is_replaced(tmp_path: Path) -> None:
         assert wait_for(lambda: len(children(server) - first) == 1), server.output
         replacement = children(server) - first
         assert victim not in children(server)
-        assert pids_answering(server.port, replacement | (first - {victim})) >= replacement
+        assert set(pids_answering(server.port, replacement | (first - {victim}))) >= replacement
         assert server.stop() == 0, server.output
 
 
@@ -199,4 +200,43 @@ def test_sighup_restarts_every_child_under_load_and_loses_no_request(tmp_path: P
         assert failures == []
         assert len(after) == 2 and not after & before
         assert {int(pid) for pid in answered} >= after  # the new children served too
+        assert server.stop() == 0, server.output
+
+
+def test_the_supervisors_metrics_cover_every_child_and_survive_a_rolling_restart(
+    tmp_path: Path,
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.servers import free_port
+
+    metrics_port = free_port()
+
+    def answered() -> float:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=HANG_S) as response:
+            text = response.read().decode()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "mummy_requests_total"
+        )
+
+    with supervised(tmp_path, "--processes", "2", "--metrics-port", str(metrics_port)) as server:
+        assert wait_for(lambda: server.output.count("is listening") == 2)
+        seen = pids_answering(server.port, children(server))  # both children answer
+        for _ in range(20):
+            get(server.port)
+        total = 20 + seen.total()
+        # Each child pushes its counts every second: the sum of both arrives.
+        assert len(seen) == 2 and wait_for(lambda: answered() == total), answered()
+        server.send_signal(signal.SIGHUP)
+        server.wait_for_output("rolling restart done")
+        assert wait_for(lambda: len(children(server)) == 2)  # the old children have left
+        # Their counts stay, counted once; the new children add theirs.
+        assert answered() == total
+        for _ in range(10):
+            get(server.port)
+        assert wait_for(lambda: answered() == total + 10), answered()
         assert server.stop() == 0, server.output
