@@ -28,7 +28,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVERS = ("http1", "plumbing", "h2", "websocket", "streams", "static", "db", "compression")
-DRIVERS += ("scaling", "loops", "slowloris", "soak", "micro")
+DRIVERS += ("scaling", "loops", "metrics", "slowloris", "soak", "micro")
 README_BEGIN = "<!-- bench/report.py: performance table begin -->"
 README_END = "<!-- bench/report.py: performance table end -->"
 PATH_TITLES = {
@@ -487,6 +487,23 @@ def loops(data: Data, notes: Notes) -> list[str]:
     return notes.table(data["cells"], columns, 3)
 
 
+def metrics_off(cells: list[Cell], cell: Cell) -> Cell | None:
+    """The metrics-off cell beside `cell` (same interpreter)."""
+    return one(
+        cells, interpreter=cell["interpreter"], settings=cell["settings"].replace("on", "off")
+    )
+
+
+def metrics_cost(data: Data, notes: Notes) -> list[str]:
+    cells = data["cells"]
+    ratio: Column = (
+        "metrics on ÷ off (paired rounds)",
+        lambda c: paired_ratio(c, metrics_off(cells, c)) if c["settings"].endswith("on") else "",
+    )
+    columns = [INTERP, SETTINGS, WORKLOAD, RPS, P99, CPU, metric("scrapes", "scrapes"), ratio]
+    return notes.table(cells, columns, 3)
+
+
 def slowloris(data: Data, notes: Notes) -> list[str]:
     still = metric("attackers still open after header_timeout", "attackers_still_open")
     columns = [INTERP, SETTINGS, WORKLOAD, metric("normal client's requests", "requests")]
@@ -546,6 +563,7 @@ SECTIONS: dict[str, Callable[[Data, Notes], list[str]]] = {
     "compression": compression,
     "scaling": scaling,
     "loops": loops,
+    "metrics": metrics_cost,
     "slowloris": slowloris,
     "soak": soak,
     "micro": micro,
@@ -700,6 +718,17 @@ def headline_loops(cells: list[Cell]) -> str:
     return "IO loops and processes: " + ", ".join(parts)
 
 
+def headline_metrics(cells: list[Cell]) -> str:
+    parts = []
+    for c in (c for c in cells if c["settings"].endswith("on")):
+        off = metrics_off(cells, c)
+        parts.append(
+            f"{c['interpreter']} {num(med(off, 'rps'))} → {num(med(c, 'rps'))}"
+            f" ({paired_ratio(c, off)})"
+        )
+    return "Metrics on (`/metrics` scraped every second) vs off, `/` req/s: " + ", ".join(parts)
+
+
 def headline_slowloris(cells: list[Cell]) -> str:
     parts = [
         f"{c['interpreter']} with {c['workload']} {ms(med(c, 'p99_ms'))}"
@@ -733,6 +762,7 @@ HEADLINES: dict[str, Callable[[list[Cell]], str]] = {
     "compression": lambda cells: headline_ratios("Compression (~100 KB JSON)", cells),
     "scaling": lambda cells: headline_ratios("GIL vs no GIL", cells),
     "loops": headline_loops,
+    "metrics": headline_metrics,
     "slowloris": headline_slowloris,
     "soak": headline_soak,
 }
