@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from mummy.core.metrics import BUCKETS
+from mummy.core.metrics import BUCKETS, labels
 from mummy.core.sse import SseEngine
 from mummy.errors import MummyError
 
@@ -89,7 +89,7 @@ def snapshot(server: Server, clock: LoopClock) -> Snapshot | None:
         connections[protocol] = opened - sum(dict(loop.ended).get(protocol, 0) for loop in loops)
     streams = [stream for loop in loops for stream in loop.streams.snapshot()]
     return {
-        "requests": [[m, s, p, n] for (m, s, p), n in sorted(totals.requests.items())],
+        "requests": [[*labels(i), n] for i, n in enumerate(totals.requests) if n],
         "buckets": totals.buckets,
         "seconds": totals.seconds,
         "shed": totals.shed,

@@ -25,7 +25,7 @@ from mummy.core.messages import (
     StreamStart,
     Upgrade,
 )
-from mummy.core.metrics import Metrics
+from mummy.core.metrics import WorkerCounts
 from mummy.core.response import CHUNKED, StreamHead, encode_response, stream_head
 from mummy.core.sse import SseEngine
 from mummy.core.streams import ResponseStream
@@ -60,7 +60,6 @@ class ResponseContext:
 
     closing: Callable[[], bool]  # close() began: answer with Connection: close
     config: ServerConfig
-    metrics: Metrics | None = None  # metrics_port: each response is counted as it goes
 
 
 def _header_pairs(headers: HeadersInput) -> list[tuple[str, str]]:
@@ -92,6 +91,7 @@ class Request:
 
     __slots__ = (
         "_conn",
+        "_counts",
         "_ctx",
         "_keep_alive",
         "_received_at",
@@ -158,6 +158,8 @@ class Request:
         self._started = time.monotonic()
         self._stream_id = parsed.stream_id
         self._received_at = parsed.received_at
+        # The worker's counts (metrics_port), set by the runtime that made this request.
+        self._counts: WorkerCounts | None = None
         # A non-blocking acquire is an atomic test-and-set on both builds.
         self._respond_lock = threading.Lock()
 
@@ -462,12 +464,11 @@ class Request:
         """The response is about to be posted: counted (before the post, so that on
         the GIL build the IO thread it wakes does not wait for the count), and a line
         for the access log."""
-        ctx = self._ctx
-        if ctx.metrics is not None:
-            protocol = "http2" if self._stream_id else "http1"
+        counts = self._counts
+        if counts is not None:
             seconds = time.monotonic() - self._received_at
-            ctx.metrics.mine().request(self.method, status, protocol, seconds)
-        if ctx.config.access_log:
+            counts.request(self.method, bool(self._stream_id), status, seconds)
+        if self._ctx.config.access_log:
             self._log_access(status, size)
 
     def _log_access(self, status: int, size: int) -> None:

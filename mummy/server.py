@@ -240,9 +240,7 @@ class Server:
         ]
         if metrics_port is not None or self._count_for_supervisor:
             self._metrics = Metrics()
-        ctx = ResponseContext(
-            closing=lambda: self._closing_started, config=config, metrics=self._metrics
-        )
+        ctx = ResponseContext(closing=lambda: self._closing_started, config=config)
         # Positional: a partial with keywords copies its (shared) keyword dict per call.
         make_request = functools.partial(Request, ctx)
         runtime = WorkerRuntime(

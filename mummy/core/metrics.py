@@ -19,7 +19,19 @@ from bisect import bisect_left
 # from 1 ms, as granian and uvicorn exporters use).
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Any other method is counted as "other": a client must not grow the label set.
-METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other")
+_METHOD_INDEX = {method: i for i, method in enumerate(METHODS)}
+_OTHER = len(METHODS) - 1
+PROTOCOLS = ("http1", "http2")
+_CLASSES = 6  # status // 100: 0..5
+SLOTS = len(METHODS) * _CLASSES * len(PROTOCOLS)
+
+
+def labels(index: int) -> tuple[str, int, str]:
+    """(method, status class, protocol) of a `WorkerCounts.requests` index."""
+    rest, h2 = divmod(index, 2)
+    method, status = divmod(rest, _CLASSES)
+    return METHODS[method], status, PROTOCOLS[h2]
 
 
 class WorkerCounts:
@@ -28,17 +40,17 @@ class WorkerCounts:
     __slots__ = ("buckets", "finished", "requests", "seconds", "shed", "started")
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int, str], int] = {}  # (method, status // 100, protocol)
+        self.requests = [0] * SLOTS  # see request() and labels()
         self.buckets = [0] * (len(BUCKETS) + 1)  # the last one: above every bound
         self.seconds = 0.0
         self.shed = 0  # answered 503 by queue_timeout
         self.started = 0  # tasks of any kind begun, and ended: busy = started - finished
         self.finished = 0
 
-    def request(self, method: str, status: int, protocol: str, seconds: float) -> None:
-        key = (method if method in METHODS else "other", status // 100, protocol)
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
+    def request(self, method: str, http2: bool, status: int, seconds: float) -> None:
+        # A flat list indexed by ints: a third of a dict keyed by tuples (~440 ns on 3.13t).
+        index = _METHOD_INDEX.get(method, _OTHER) * _CLASSES + min(status // 100, 5)
+        self.requests[index * 2 + http2] += 1
         self.buckets[bisect_left(BUCKETS, seconds)] += 1
         self.seconds += seconds
 
@@ -66,8 +78,8 @@ class Metrics:
             every = list(self._all)
         total = WorkerCounts()
         for counts in every:
-            for key, value in dict(counts.requests).items():
-                total.requests[key] = total.requests.get(key, 0) + value
+            for i, value in enumerate(list(counts.requests)):
+                total.requests[i] += value
             for i, value in enumerate(list(counts.buckets)):
                 total.buckets[i] += value
             total.seconds += counts.seconds

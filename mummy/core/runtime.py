@@ -47,6 +47,7 @@ class HandledRequest(Protocol):
 
     method: str
     uri: str
+    _counts: WorkerCounts | None  # where its response is counted (metrics_port)
 
     @property
     def responded(self) -> bool: ...
@@ -114,9 +115,8 @@ class WorkerRuntime[Req: HandledRequest]:
     ) -> None:
         """The server's own answer to a request (no handler answered): counted, then posted."""
         if counts is not None:
-            protocol = "http2" if parsed.stream_id else "http1"
             seconds = time.monotonic() - parsed.received_at
-            counts.request(parsed.head.method, status, protocol, seconds)
+            counts.request(parsed.head.method, bool(parsed.stream_id), status, seconds)
         conn.post(error_message(conn, parsed.stream_id, status, why))
 
     def _request(
@@ -143,7 +143,9 @@ class WorkerRuntime[Req: HandledRequest]:
         except DecodeError as exc:
             self._answer(conn, parsed, counts, exc.status, str(exc))
             return None
-        return self._make_request(conn, parsed, path, query, body)
+        request = self._make_request(conn, parsed, path, query, body)
+        request._counts = counts
+        return request
 
     def _call_handler(self, request: Req) -> None:
         try:
