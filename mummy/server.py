@@ -251,6 +251,7 @@ class Server:
         self._pool = WorkerPool(
             ring,
             runtime.run,
+            per_thread=runtime.counting_runner if self._metrics is not None else None,
             min_workers=low,
             max_workers=high,
             idle_timeout=config.worker_idle_timeout,

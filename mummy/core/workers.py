@@ -121,13 +121,16 @@ class CpuMeter:
 class WorkerPool[T]:
     """Threads looping `run(ring.get())` until told to stop; see the module's
     contract. `run` must not raise; if it does anyway, the error is logged and
-    the worker goes on with the next task."""
+    the worker goes on with the next task. `per_thread`, if given, makes each
+    thread's own `run` once, when it starts (state of the thread's own, found
+    without a shared lookup per task)."""
 
     def __init__(
         self,
         ring: TaskRing[T],
         run: Callable[[T], None],
         *,
+        per_thread: Callable[[], Callable[[T], None]] | None = None,
         min_workers: int,
         max_workers: int,
         idle_timeout: float,
@@ -136,6 +139,7 @@ class WorkerPool[T]:
         self.min_workers = min_workers
         self.max_workers = max_workers
         self._run = run
+        self._per_thread = per_thread
         self._idle_timeout = idle_timeout if max_workers > min_workers else None
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
@@ -233,7 +237,7 @@ class WorkerPool[T]:
     def _loop(self) -> None:
         name_os_thread(threading.current_thread().name)
         get = self.ring.get
-        run = self._run
+        run = self._run if self._per_thread is None else self._per_thread()
         idle_timeout = self._idle_timeout
         while True:
             try:
