@@ -1,7 +1,7 @@
 """Prove which interpreter runs the suite: the no-GIL run must really have no GIL, with
 the dependencies pyproject.toml asks for imported, and what the examples and the tests of
 the services import: Flask (markupsafe's C speedups), redis-py, psycopg (libpq through
-ctypes) and psycopg_pool."""
+ctypes) and psycopg_pool; and the metrics extra, prometheus_client."""
 
 import importlib
 import importlib.metadata
@@ -30,6 +30,7 @@ IMPORTED = {requirement.name: importlib.import_module(requirement.name) for requ
 # And what the examples (Flask) and the tests of the services that ci/services.py starts
 # (redis-py, psycopg, psycopg_pool) import, by distribution and module: imported here too.
 EXTRA = {"flask": "flask", "redis": "redis", "psycopg": "psycopg", "psycopg-pool": "psycopg_pool"}
+EXTRA["prometheus-client"] = "prometheus_client"  # the metrics extra (mummy.metrics)
 EXTRA_IMPORTED = {name: importlib.import_module(module) for name, module in EXTRA.items()}
 PINNED = {
     requirement.name: requirement
