@@ -108,7 +108,7 @@ def main() -> None:
     requests: list[Request] = []
 
     def build_request() -> None:
-        requests.append(runtime._request(conn, parsed))  # type: ignore[arg-type]
+        requests.append(runtime._request(conn, parsed, None))  # type: ignore[arg-type]
 
     built = iter(requests)
 
