@@ -200,7 +200,7 @@ class Acceptor:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connections += 1
             yield sock, str(addr[0]) if isinstance(addr, tuple) else ""
-        if batch <= 0:
+        if connections < self._max:  # a batch used up, not the limit reached
             return
         log.warning("max_connections (%d) reached; not accepting", self._max)
         self.pause()
